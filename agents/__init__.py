@@ -1,0 +1,1 @@
+"""Agents: tabular Q-learning and planners, DQN, policy gradients."""

@@ -1,0 +1,1 @@
+"""Gymnasium environments of the seed book: RoomExit, Gridworld and Atari Pong."""

@@ -1,0 +1,1 @@
+"""rlkit: a reinforcement-learning toolkit on its own NumPy/CuPy autograd engine."""
