@@ -1,0 +1,108 @@
+"""rlkit.runs: run folders, config, CSV progress, atomic writes, pickle-free .npz."""
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from rlkit.runs import (CSVLogger, RunDir, atomic_open, load_npz, read_csv, save_npz_atomic,
+                        write_json_atomic)
+
+
+def test_fresh_run_dir_is_named_and_unique(tmp_path):
+    a = RunDir(name="q-RoomExit", root=tmp_path)
+    b = RunDir(name="q-RoomExit", root=tmp_path)
+    assert re.fullmatch(r"q-RoomExit-\d{8}-\d{6}(-\d+)?", a.path.name)
+    assert a.path != b.path and a.path.is_dir() and b.path.is_dir()
+
+
+def test_explicit_run_dir_is_created_then_reused(tmp_path):
+    run = RunDir(tmp_path / "deep" / "run")
+    (run / "marker").write_text("x")
+    again = RunDir(tmp_path / "deep" / "run")
+    assert (again / "marker").read_text() == "x"
+    assert again.checkpoints == again.path / "checkpoints" and again.checkpoints.is_dir()
+
+
+def test_run_dir_that_is_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "f").write_text("")
+    with pytest.raises(NotADirectoryError, match="not a folder"):
+        RunDir(tmp_path / "f")
+
+
+def test_config_round_trip_with_numpy_scalars(tmp_path):
+    run = RunDir(tmp_path / "r")
+    run.write_config({"gamma": np.float64(0.8), "episodes": np.int64(3), "env": "RoomExit"})
+    assert run.read_config() == {"gamma": 0.8, "episodes": 3, "env": "RoomExit"}
+    assert json.loads((run / "config.json").read_text())["env"] == "RoomExit"
+
+
+def test_config_refuses_unserialisable_values(tmp_path):
+    with pytest.raises(TypeError, match="as JSON"):
+        write_json_atomic(tmp_path / "c.json", {"f": object()})
+    assert not list(tmp_path.iterdir())  # nothing half-written, no temp file left
+
+
+def test_atomic_open_keeps_old_file_when_the_writer_fails(tmp_path):
+    target = tmp_path / "data.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_open(target) as f:
+            f.write("new and incomplete")
+            raise RuntimeError("killed mid-write")
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["data.txt"]
+
+
+def test_csv_header_once_rows_flushed_and_appendable(tmp_path):
+    run = RunDir(tmp_path / "r")
+    log = run.logger()
+    log.write({"episode": 0, "return": np.float64(1.5)})
+    # Flushed: another reader sees the row before close.
+    assert read_csv(run / "progress.csv") == [{"episode": "0", "return": "1.5"}]
+    log.write({"episode": 1})  # missing column -> empty cell
+    log.close()
+    with run.logger() as resumed:  # a resumed run appends under the same header
+        resumed.write({"return": 3.0, "episode": 2})
+    lines = (run / "progress.csv").read_text().splitlines()
+    assert lines == ["episode,return", "0,1.5", "1,", "2,3.0"]
+
+
+def test_csv_rejects_unknown_columns_and_conflicting_headers(tmp_path):
+    path = tmp_path / "p.csv"
+    with CSVLogger(path, fieldnames=["a", "b"]) as log:
+        log.write({"a": 1})
+        with pytest.raises(ValueError, match=r"\['c'\] are not in the header"):
+            log.write({"c": 2})
+    with pytest.raises(ValueError, match="differs"):
+        CSVLogger(path, fieldnames=["a", "c"])
+
+
+def test_npz_round_trip_exact_path(tmp_path):
+    path = tmp_path / "q_table"  # no suffix added
+    q = np.arange(12.0).reshape(3, 4)
+    save_npz_atomic(path, q=q, meta=np.array('{"a": 1}'))
+    out = load_npz(path)
+    np.testing.assert_array_equal(out["q"], q)
+    assert str(out["meta"]) == '{"a": 1}'
+
+
+def test_npz_never_pickles(tmp_path):
+    with pytest.raises(TypeError, match="dtype object"):
+        save_npz_atomic(tmp_path / "x.npz", bad=np.array([{"a": 1}], dtype=object))
+    # A file someone else wrote with a pickled object array is refused at load time.
+    np.savez(tmp_path / "evil.npz", obj=np.array([{"a": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a readable .npz"):
+        load_npz(tmp_path / "evil.npz")
+
+
+def test_npz_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_npz(tmp_path / "nope.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip at all")
+    with pytest.raises(ValueError, match="junk.npz: not a readable .npz"):
+        load_npz(tmp_path / "junk.npz")
+    np.save(tmp_path / "single.npy", np.zeros(3))
+    with pytest.raises(ValueError, match="not an .npz archive"):
+        load_npz(tmp_path / "single.npy")
