@@ -1,0 +1,370 @@
+"""Replay memories for off-policy agents: FIFO rings with uniform sampling.
+
+* `ReplayBuffer` keeps whole (obs, action, reward, next_obs, terminated) rows; for vector or
+  discrete observations, where storing next_obs twice costs little.
+* `FrameReplayBuffer` keeps every image frame once, as uint8, and rebuilds the frame stacks at
+  sample time (the idea of dopamine's circular_replay_buffer): about 7 KB per Atari transition
+  instead of the 56 KB of two stored (4, 84, 84) stacks.
+
+Both return a `Batch` whose `dones` is `terminated` only: a time-limit truncation ends the
+episode, but its target must still bootstrap from next_obs. Both save to a dict of NumPy arrays
+(`state_dict`) that `np.savez` writes and `np.load(allow_pickle=False)` reads back, RNG included,
+so a resumed run samples exactly what an uninterrupted one would have.
+"""
+import json
+import os
+from typing import NamedTuple
+
+import numpy as np
+
+# Rejection rounds before `FrameReplayBuffer.sample` gives up; in a normal buffer well over 99%
+# of slots are valid and one round almost always suffices.
+_MAX_SAMPLE_ROUNDS = 1000
+
+
+class Batch(NamedTuple):
+    """A sampled batch; B = batch size.
+
+    obs, next_obs: (B, *obs_shape) in the buffer's observation dtype; for `FrameReplayBuffer`
+        (B, stack, H, W) uint8.
+    actions: (B,) int64.  rewards: (B,) float32.
+    dones: (B,) float32, 1.0 where the episode terminated (truncation is not a done).
+    """
+
+    obs: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    next_obs: np.ndarray
+    dones: np.ndarray
+
+
+def available_memory_bytes() -> int:
+    """Memory the OS can give this process now, in bytes (MemAvailable, else free pages)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the file counts kB
+    except OSError:
+        pass
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+class _Ring:
+    """Storage, memory check and (de)serialisation shared by both buffers.
+
+    A subclass describes its per-slot arrays in `_layout(**shape_args)` as
+    {name: (shape, dtype)}, lists the int/bool attributes that make up its cursor state in
+    `_scalars`, and the attributes that must match on load in `_fixed`.
+    """
+
+    _scalars: tuple = ()
+    _fixed: tuple = ()
+
+    def __init__(self, capacity, layout, seed):
+        if int(capacity) != capacity or capacity < 1:
+            raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
+        self.capacity = int(capacity)
+        self._require_memory(self.capacity, layout)
+        # np.zeros maps pages lazily: memory is committed as slots are first written, which is
+        # why the check above, not the allocation, is what refuses an impossible capacity.
+        self._store = {name: np.zeros((self.capacity, *shape), dtype)
+                       for name, (shape, dtype) in layout.items()}
+        self._rng = np.random.default_rng(seed)
+
+    @staticmethod
+    def _layout(**shape_args):
+        raise NotImplementedError
+
+    @classmethod
+    def check_capacity(cls, capacity, **shape_args) -> int:
+        """Bytes a buffer of `capacity` slots needs; ValueError if the machine cannot hold them.
+
+        shape_args: the constructor's shape arguments (`obs_shape=`, `obs_dtype=` for
+        ReplayBuffer, `frame_shape=` for FrameReplayBuffer).
+        """
+        return cls._require_memory(int(capacity), cls._layout(**shape_args))
+
+    @classmethod
+    def _require_memory(cls, capacity, layout):
+        row = sum(int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+                  for shape, dtype in layout.values())
+        needed = capacity * row
+        available = available_memory_bytes()
+        if needed > available:
+            raise ValueError(
+                f"{cls.__name__} with capacity {capacity:,} needs {needed / 1e9:.2f} GB "
+                f"({row:,} bytes per transition) but only {available / 1e9:.2f} GB of memory is "
+                f"available; lower the capacity")
+        return needed
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the storage arrays (allocated for the full capacity)."""
+        return sum(a.nbytes for a in self._store.values())
+
+    @property
+    def bytes_per_transition(self) -> float:
+        """nbytes / capacity: bytes per slot."""
+        return self.nbytes / self.capacity
+
+    def state_dict(self) -> dict:
+        """Everything needed to resume, as {name: np.ndarray}; no object arrays, no pickle.
+
+        The RNG state is a JSON string in a 0-d unicode array.
+        """
+        state = {name: a.copy() for name, a in self._store.items()}
+        for name in self._scalars + self._fixed:
+            state[name] = np.array(int(getattr(self, name)), np.int64)
+        state["rng_state"] = np.array(json.dumps(self._rng.bit_generator.state))
+        return state
+
+    def load_state_dict(self, state) -> None:
+        """Restore from `state_dict()` output (or an `np.load`ed .npz of it).
+
+        Raises ValueError, naming the field, if it comes from a buffer of another layout; every
+        field is checked before anything changes, so loading holds a second copy of the storage
+        for a moment (an .npz member is read from disk on each access, so each is read once).
+        """
+        arrays = {name: np.asarray(state[name]) for name in self._store}
+        for name, a in self._store.items():
+            got = arrays[name]
+            if got.shape != a.shape or got.dtype != a.dtype:
+                raise ValueError(f"replay state field {name!r} has shape {got.shape} dtype "
+                                 f"{got.dtype}, this buffer expects {a.shape} {a.dtype}")
+        for name in self._fixed:
+            if int(state[name]) != getattr(self, name):
+                raise ValueError(f"replay state has {name}={int(state[name])}, "
+                                 f"this buffer has {name}={getattr(self, name)}")
+        rng_state = json.loads(str(state["rng_state"][()]))
+        if rng_state["bit_generator"] != type(self._rng.bit_generator).__name__:
+            raise ValueError(f"replay state has a {rng_state['bit_generator']} RNG state, "
+                             f"this buffer uses {type(self._rng.bit_generator).__name__}")
+        for name, a in self._store.items():
+            np.copyto(a, arrays[name])
+        for name in self._scalars:
+            setattr(self, name, type(getattr(self, name))(state[name]))
+        self._rng.bit_generator.state = rng_state
+
+
+def _as_shape(name, value, shape, dtype):
+    """`value` as an array of `dtype`; ValueError naming `name` unless it has `shape`."""
+    a = np.asarray(value, dtype=dtype)
+    if a.shape != shape:
+        raise ValueError(f"{name} has shape {a.shape}, expected {shape}")
+    return a
+
+
+class ReplayBuffer(_Ring):
+    """FIFO replay of whole transitions for small observations (vectors, discrete states).
+
+    capacity: transitions kept; the oldest is overwritten first.
+    obs_shape: shape of one observation, () for a Discrete state id.
+    obs_dtype: storage and sample dtype of observations.
+    seed: seed of the sampling RNG.
+    """
+
+    _scalars = ("_cursor", "_size")
+
+    def __init__(self, capacity, obs_shape, obs_dtype=np.float32, seed=None):
+        self.obs_shape = tuple(obs_shape)
+        self.obs_dtype = np.dtype(obs_dtype)
+        super().__init__(capacity, self._layout(self.obs_shape, self.obs_dtype), seed)
+        self._cursor = 0  # next slot to write
+        self._size = 0  # slots holding a transition
+
+    @staticmethod
+    def _layout(obs_shape, obs_dtype=np.float32):
+        return {"obs": (tuple(obs_shape), obs_dtype), "next_obs": (tuple(obs_shape), obs_dtype),
+                "actions": ((), np.int64), "rewards": ((), np.float32),
+                "terminated": ((), np.bool_)}
+
+    def __len__(self):
+        """Number of transitions stored (at most capacity)."""
+        return self._size
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Store one transition.
+
+        obs, next_obs: obs_shape. action: int. reward: float. terminated, truncated: bool.
+        `truncated` is accepted so that both buffers share one signature; it is not stored,
+        because next_obs is stored in full and the target bootstraps from it.
+        """
+        self.add_batch(np.asarray(obs)[None], [action], [reward], np.asarray(next_obs)[None],
+                       [terminated], [truncated])
+
+    def add_batch(self, obs, actions, rewards, next_obs, terminated, truncated) -> None:
+        """Store n transitions at once, in row order, e.g. one step of an n-env vector env.
+
+        obs, next_obs: (n, *obs_shape). actions: (n,) int. rewards: (n,) float.
+        terminated, truncated: (n,) bool. Equivalent to n calls of `add`.
+        With Gymnasium's default NEXT_STEP autoreset the step after an episode end is a reset
+        step, not a transition: the caller drops those rows (and passes the real final
+        observation as next_obs under SAME_STEP autoreset, from info["final_obs"]).
+        """
+        actions = np.asarray(actions, np.int64)
+        n = actions.shape[0]
+        rows = {"obs": _as_shape("obs", obs, (n, *self.obs_shape), self.obs_dtype),
+                "next_obs": _as_shape("next_obs", next_obs, (n, *self.obs_shape), self.obs_dtype),
+                "actions": _as_shape("actions", actions, (n,), np.int64),
+                "rewards": _as_shape("rewards", rewards, (n,), np.float32),
+                "terminated": _as_shape("terminated", terminated, (n,), np.bool_)}
+        _as_shape("truncated", truncated, (n,), np.bool_)
+        # Rows beyond the last `capacity` would be overwritten within this call: skip them.
+        kept = min(n, self.capacity)
+        slots = (self._cursor + np.arange(n - kept, n)) % self.capacity
+        for name, a in rows.items():
+            self._store[name][slots] = a[n - kept:]
+        self._cursor = (self._cursor + n) % self.capacity
+        self._size = min(self._size + n, self.capacity)
+
+    def sample(self, batch_size) -> Batch:
+        """`batch_size` transitions drawn uniformly with replacement; see `Batch` for shapes."""
+        if self._size == 0:
+            raise ValueError("cannot sample from an empty ReplayBuffer")
+        slots = self._rng.integers(self._size, size=batch_size)
+        s = self._store
+        return Batch(obs=s["obs"][slots], actions=s["actions"][slots],
+                     rewards=s["rewards"][slots], next_obs=s["next_obs"][slots],
+                     dones=s["terminated"][slots].astype(np.float32))
+
+
+class FrameReplayBuffer(_Ring):
+    """FIFO replay for frame-stacked image observations that stores each frame once.
+
+    Slot i holds one uint8 frame, the transition taken from the stack that ends at that frame
+    (action, reward, terminated), and the frame's age in its episode (capped at stack - 1).
+    The stack ending at slot i is rebuilt as slots i - min(k, age_i) for k = stack-1 .. 0: a
+    stack never reaches back past its episode's first frame and repeats that frame instead.
+    This matches Gymnasium 1.x `FrameStackObservation(env, stack)` with its default
+    `padding_type="reset"`, whose reset returns the reset frame `stack` times; an episode whose
+    first stack is anything else (e.g. `padding_type="zero"`) is refused.
+
+    Each episode also spends one slot on its final frame (the newest frame of the last
+    next_obs), which starts no transition. A transition is sampled only if every frame of its
+    stacks is still stored: the oldest slots, whose stacks would reach back across the write
+    cursor into frames already overwritten, are never drawn.
+
+    capacity: frame slots (about the number of transitions kept).
+    frame_shape: (H, W) of one frame.  stack: frames per observation.
+    seed: seed of the sampling RNG.
+    """
+
+    _scalars = ("_cursor", "_size", "_count", "_episode_open")
+    _fixed = ("stack",)
+
+    def __init__(self, capacity, frame_shape=(84, 84), stack=4, seed=None):
+        if capacity < stack + 1:
+            raise ValueError(f"capacity must be at least stack + 1 = {stack + 1}, got {capacity}")
+        self.frame_shape = tuple(frame_shape)
+        self.stack = int(stack)
+        super().__init__(capacity, self._layout(self.frame_shape), seed)
+        self._cursor = 0  # next slot to write
+        self._size = 0  # slots holding a frame
+        self._count = 0  # slots holding a transition
+        self._episode_open = False  # False: the next add starts an episode
+        # Offsets back from slot i + 1 of the stack + 1 frames that obs and next_obs share.
+        self._back = np.arange(self.stack, -1, -1)
+
+    @staticmethod
+    def _layout(frame_shape=(84, 84)):
+        return {"frames": (tuple(frame_shape), np.uint8), "actions": ((), np.int32),
+                "rewards": ((), np.float32), "terminated": ((), np.bool_),
+                "starts_transition": ((), np.bool_), "age": ((), np.uint8)}
+
+    def __len__(self):
+        """Number of transitions stored (a few of the oldest may no longer be sampleable)."""
+        return self._count
+
+    def add(self, obs, action, reward, next_obs, terminated, truncated) -> None:
+        """Store one transition given full stacked observations, as the env returns them.
+
+        obs, next_obs: (stack, H, W) uint8. action: int. reward: float.
+        terminated, truncated: bool; either ends the episode, so the next add starts a new one.
+        Only the newest frame of next_obs is written (and, at an episode start, obs's frame).
+        Raises ValueError if an episode's first obs is not the reset frame repeated, or if obs
+        does not continue the previous next_obs (call `end_episode` when abandoning one).
+        """
+        shape = (self.stack, *self.frame_shape)
+        obs = _as_shape("obs", obs, shape, np.uint8)
+        next_obs = _as_shape("next_obs", next_obs, shape, np.uint8)
+        s = self._store
+        if not self._episode_open:
+            if not (obs == obs[-1]).all():
+                raise ValueError("the first obs of an episode must repeat the reset frame in all "
+                                 f"{self.stack} positions (FrameStackObservation with "
+                                 "padding_type='reset')")
+            self._write_frame(obs[-1], 0)
+        elif not np.array_equal(obs[-1], s["frames"][self._cursor - 1]):
+            raise ValueError("obs does not continue the previous transition's next_obs; call "
+                             "end_episode() before adding the first transition of a new episode")
+        i = self._cursor - 1  # the slot of obs's newest frame; -1 wraps to the last slot
+        s["actions"][i] = action
+        s["rewards"][i] = reward
+        s["terminated"][i] = terminated
+        s["starts_transition"][i] = True
+        self._count += 1
+        self._write_frame(next_obs[-1], min(int(s["age"][i]) + 1, self.stack - 1))
+        self._episode_open = not (terminated or truncated)
+
+    def end_episode(self) -> None:
+        """Close the current episode without a terminated/truncated step (e.g. after a resume,
+        when the env was reset mid-episode); the next add starts a new episode."""
+        self._episode_open = False
+
+    def _write_frame(self, frame, age):
+        s = self._store
+        c = self._cursor
+        if s["starts_transition"][c]:
+            self._count -= 1  # overwriting the oldest frame drops its transition
+        s["frames"][c] = frame
+        s["age"][c] = age
+        s["starts_transition"][c] = False  # set by add once this frame's transition is known
+        self._cursor = (c + 1) % self.capacity
+        self._size = min(self._size + 1, self.capacity)
+
+    def sample(self, batch_size) -> Batch:
+        """`batch_size` transitions drawn uniformly (with replacement) among the sampleable ones.
+
+        Returns a `Batch` with obs, next_obs (B, stack, H, W) uint8. obs and next_obs are views
+        into one (B, stack + 1, H, W) gather, since they share stack - 1 frames.
+        """
+        slots = self._sample_slots(batch_size)
+        frames = self._store["frames"][self._window(slots)]
+        s = self._store
+        return Batch(obs=frames[:, :-1], actions=s["actions"][slots].astype(np.int64),
+                     rewards=s["rewards"][slots], next_obs=frames[:, 1:],
+                     dones=s["terminated"][slots].astype(np.float32))
+
+    def _sample_slots(self, batch_size):
+        """(batch_size,) int64 slots of sampleable transitions, by rejection sampling."""
+        if self._count == 0:
+            raise ValueError("cannot sample from an empty FrameReplayBuffer")
+        s = self._store
+        oldest = self._cursor if self._size == self.capacity else 0
+        found, n_found = [], 0
+        for _ in range(_MAX_SAMPLE_ROUNDS):
+            slots = self._rng.integers(self._size, size=batch_size)
+            # A transition's next frame (slot + 1) is written right after it and overwritten
+            # after it, so it is present whenever the transition is; what can be missing are the
+            # oldest frames of its stack: they must not precede the oldest stored slot.
+            position = (slots - oldest) % self.capacity
+            ok = s["starts_transition"][slots] & (position >= s["age"][slots])
+            found.append(slots[ok])
+            n_found += int(ok.sum())
+            if n_found >= batch_size:
+                return np.concatenate(found)[:batch_size]
+        raise RuntimeError(f"found no sampleable transition in {_MAX_SAMPLE_ROUNDS} rounds: "
+                           f"the buffer holds {self._count} transitions but none with its whole "
+                           "stack still stored; use a larger capacity")
+
+    def _window(self, slots):
+        """(B, stack + 1) slot indices: obs is [:, :-1] of the frames, next_obs is [:, 1:].
+
+        Frame k of the window is slot i + 1 - min(stack - k, age_i + 1): both stacks stop at the
+        episode's first frame. (age_{i+1} = min(age_i + 1, stack - 1), and the cap never binds
+        for next_obs's offsets, which are at most stack - 1.)
+        """
+        age = self._store["age"][slots].astype(np.int64)
+        back = np.minimum(self._back[None, :], age[:, None] + 1)
+        return (slots[:, None] + 1 - back) % self.capacity
