@@ -1,0 +1,260 @@
+"""Optimisers (SGD, RMSProp, Adam), gradient clipping and learning-rate schedules.
+
+Each optimiser gathers its parameters into one contiguous buffer (the parameters' ``.data``
+become views into it, and so do their ``.grad``), so an update is a handful of vector
+operations however many layers the network has. The update formulas are PyTorch's, so the
+same hyper-parameters mean the same thing.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from rlkit.backend import get_array_module, to_device, to_numpy
+
+
+class Optimizer:
+    """Base class: owns the flat parameter/gradient buffers; subclasses implement ``_update``."""
+
+    def __init__(self, params, lr: float):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__} got an empty parameter list")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError(f"{type(self).__name__}: a parameter appears twice in the list")
+        dtypes = {p.data.dtype for p in self.params}
+        if len(dtypes) != 1:
+            raise ValueError(f"{type(self).__name__}: parameters have mixed dtypes {dtypes}")
+        if lr < 0:
+            raise ValueError(f"learning rate must be >= 0, got {lr}")
+        self.lr = lr
+        self.steps = 0
+        xp = get_array_module(self.params[0].data)
+        self._offsets = np.cumsum([0] + [p.data.size for p in self.params])
+        self.flat = xp.concatenate([p.data.ravel() for p in self.params])
+        # gradients already computed before the optimiser was built are kept
+        self.flat_grad = xp.concatenate([p.grad.ravel() if p.grad is not None else xp.zeros(p.data.size, p.data.dtype)
+                                         for p in self.params])
+        self._data_views = [self._view(self.flat, i) for i in range(len(self.params))]
+        self._grad_views = [self._view(self.flat_grad, i) for i in range(len(self.params))]
+        for p, data, grad in zip(self.params, self._data_views, self._grad_views):
+            p.data, p.grad = data, grad
+
+    def _view(self, buffer, i):
+        return buffer[self._offsets[i]:self._offsets[i + 1]].reshape(self.params[i].data.shape)
+
+    def _sync(self) -> None:
+        """Re-attach parameters whose data or grad was replaced outside the optimiser."""
+        for p, data, grad in zip(self.params, self._data_views, self._grad_views):
+            if p.data is not data:
+                data[...] = p.data
+                p.data = data
+            if p.grad is not grad:
+                if p.grad is None:
+                    grad.fill(0)
+                else:
+                    grad[...] = p.grad
+                p.grad = grad
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero (one fill of the flat buffer)."""
+        for p, grad in zip(self.params, self._grad_views):
+            p.grad = grad
+        self.flat_grad.fill(0)
+
+    def step(self) -> None:
+        """Apply one update from the current gradients."""
+        self._sync()
+        self.steps += 1
+        self._update(self.flat, self.flat_grad)
+
+    def _update(self, param, grad) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict:
+        """Hyper-parameters and slot buffers as host NumPy arrays (savable to .npz)."""
+        state = {"lr": np.asarray(self.lr), "steps": np.asarray(self.steps)}
+        for name in self._slots:
+            state[name] = to_numpy(getattr(self, name)).copy()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output; slot shapes must match this optimiser's buffer."""
+        for name in self._slots:
+            if np.shape(state[name]) != self.flat.shape:
+                raise ValueError(f"{type(self).__name__} state '{name}' has shape "
+                                 f"{np.shape(state[name])}, expected {self.flat.shape}")
+            getattr(self, name)[...] = to_device(np.asarray(state[name]), _device(self.flat))
+        self.lr = float(state["lr"])
+        self.steps = int(state["steps"])
+
+    _slots: tuple = ()
+
+
+def _device(array) -> str:
+    return "cpu" if get_array_module(array) is np else "cuda"
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with optional (Nesterov) momentum and L2 weight decay.
+
+    g <- g + weight_decay * p;  v <- momentum * v + g;
+    p <- p - lr * (g + momentum * v) with Nesterov, else p <- p - lr * v.
+    """
+
+    def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        if nesterov and momentum <= 0:
+            raise ValueError("Nesterov momentum needs momentum > 0")
+        self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
+        if momentum:
+            self.velocity = get_array_module(self.flat).zeros_like(self.flat)
+            self._slots = ("velocity",)
+
+    def _update(self, param, grad):
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        if self.momentum:
+            self.velocity *= self.momentum
+            self.velocity += grad
+            grad = grad + self.momentum * self.velocity if self.nesterov else self.velocity
+        param -= self.lr * grad
+
+
+class RMSProp(Optimizer):
+    """RMSProp: s <- alpha * s + (1 - alpha) * g^2;  p <- p - lr * g / (sqrt(s) + eps).
+
+    ``alpha`` is the decay rate (the book's Pong source uses 0.99).
+    """
+
+    _slots = ("square_avg",)
+
+    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
+        self.square_avg = get_array_module(self.flat).zeros_like(self.flat)
+
+    def _update(self, param, grad):
+        xp = get_array_module(param)
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        self.square_avg *= self.alpha
+        self.square_avg += (1 - self.alpha) * grad * grad
+        param -= self.lr * grad / (xp.sqrt(self.square_avg) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba) with bias correction and optional L2 weight decay (added to g)."""
+
+    _slots = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        self.beta1, self.beta2 = betas
+        self.eps, self.weight_decay = eps, weight_decay
+        xp = get_array_module(self.flat)
+        self.exp_avg = xp.zeros_like(self.flat)
+        self.exp_avg_sq = xp.zeros_like(self.flat)
+        self._scratch = xp.empty_like(self.flat)
+
+    def _update(self, param, grad):
+        xp = get_array_module(param)
+        if self.weight_decay:
+            grad = grad + self.weight_decay * param
+        b1, b2, m, v, tmp = self.beta1, self.beta2, self.exp_avg, self.exp_avg_sq, self._scratch
+        m *= b1
+        m += (1 - b1) * grad
+        v *= b2
+        xp.multiply(grad, grad, out=tmp)
+        tmp *= 1 - b2
+        v += tmp
+        step_size = self.lr / (1 - b1 ** self.steps)
+        # denominator sqrt(v / (1 - b2^t)) + eps, built in the scratch buffer
+        xp.sqrt(v, out=tmp)
+        tmp *= 1.0 / math.sqrt(1 - b2 ** self.steps)
+        tmp += self.eps
+        xp.divide(m, tmp, out=tmp)
+        tmp *= step_size
+        param -= tmp
+
+
+def clip_grad_norm_(parameters, max_norm: float) -> float:
+    """Scale all gradients together so their global L2 norm is at most ``max_norm``.
+
+    Returns the norm before clipping (useful to log).
+    """
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if not grads:
+        return 0.0
+    total = math.sqrt(sum(float((g * g).sum()) for g in grads))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-6)
+        for g in grads:
+            g *= scale
+    return total
+
+
+class LRSchedule:
+    """Sets ``optimizer.lr`` from the number of ``step()`` calls so far: ``lr = base * factor(t)``."""
+
+    def __init__(self, optimizer: Optimizer):
+        self.optimizer, self.base_lr, self.t = optimizer, optimizer.lr, 0
+
+    def factor(self, t: int) -> float:
+        raise NotImplementedError
+
+    def step(self) -> float:
+        """Advance one step and return the new learning rate."""
+        self.t += 1
+        self.optimizer.lr = self.base_lr * self.factor(self.t)
+        return self.optimizer.lr
+
+
+class StepDecay(LRSchedule):
+    """Multiply the rate by ``gamma`` every ``step_size`` steps."""
+
+    def __init__(self, optimizer, step_size: int, gamma: float = 0.1):
+        super().__init__(optimizer)
+        self.step_size, self.gamma = step_size, gamma
+
+    def factor(self, t):
+        return self.gamma ** (t // self.step_size)
+
+
+class ExponentialDecay(LRSchedule):
+    """lr = base * gamma^t."""
+
+    def __init__(self, optimizer, gamma: float):
+        super().__init__(optimizer)
+        self.gamma = gamma
+
+    def factor(self, t):
+        return self.gamma ** t
+
+
+class InverseTimeDecay(LRSchedule):
+    """lr = base / (1 + decay * t) (the book's 1/t decay)."""
+
+    def __init__(self, optimizer, decay: float):
+        super().__init__(optimizer)
+        self.decay = decay
+
+    def factor(self, t):
+        return 1.0 / (1.0 + self.decay * t)
+
+
+class LinearDecay(LRSchedule):
+    """Linear from the base rate to ``end_lr`` over ``total_steps``, then constant."""
+
+    def __init__(self, optimizer, end_lr: float, total_steps: int):
+        super().__init__(optimizer)
+        self.end_lr, self.total_steps = end_lr, total_steps
+
+    def factor(self, t):
+        fraction = min(t / self.total_steps, 1.0)
+        return 1.0 + fraction * (self.end_lr / self.base_lr - 1.0)
