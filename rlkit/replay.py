@@ -203,10 +203,12 @@ class ReplayBuffer(_Ring):
         observation as next_obs under SAME_STEP autoreset, from info["final_obs"]).
         """
         actions = np.asarray(actions, np.int64)
-        n = actions.shape[0]
+        if actions.ndim != 1:
+            raise ValueError(f"actions has shape {actions.shape}, expected (n,)")
+        n = len(actions)
         rows = {"obs": _as_shape("obs", obs, (n, *self.obs_shape), self.obs_dtype),
                 "next_obs": _as_shape("next_obs", next_obs, (n, *self.obs_shape), self.obs_dtype),
-                "actions": _as_shape("actions", actions, (n,), np.int64),
+                "actions": actions,
                 "rewards": _as_shape("rewards", rewards, (n,), np.float32),
                 "terminated": _as_shape("terminated", terminated, (n,), np.bool_)}
         _as_shape("truncated", truncated, (n,), np.bool_)
@@ -286,6 +288,10 @@ class FrameReplayBuffer(_Ring):
         does not continue the previous next_obs (call `end_episode` when abandoning one).
         """
         shape = (self.stack, *self.frame_shape)
+        for name, a in (("obs", obs), ("next_obs", next_obs)):
+            # Casting e.g. float frames scaled to [0, 1] would silently store zeros.
+            if np.asarray(a).dtype != np.uint8:
+                raise ValueError(f"{name} must hold uint8 frames, got {np.asarray(a).dtype}")
         obs = _as_shape("obs", obs, shape, np.uint8)
         next_obs = _as_shape("next_obs", next_obs, shape, np.uint8)
         s = self._store

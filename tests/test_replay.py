@@ -237,6 +237,8 @@ def test_refuses_zero_padded_first_stack_and_discontinuous_obs():
     buf.end_episode()
     buf.add(c, 0, 0.0, c, False, False)
     assert len(buf) == 2
+    with pytest.raises(ValueError, match="uint8 frames, got float32"):
+        buf.add(c / np.float32(255), 0, 0.0, c, False, False)
 
 
 # ---------------------------------------------------------------- both buffers
