@@ -1,4 +1,4 @@
-"""Centred-difference gradient checking in float64, for any function of Tensors."""
+"""Centred-difference gradient checking in float64, for any function of Tensors or any Module."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,54 +6,72 @@ import numpy as np
 from rlkit.tensor import Tensor
 
 
-def numerical_gradient(fn, inputs, eps: float = 1e-6, weights=None) -> list:
-    """d(sum(weights * fn(*inputs)))/d(input) for each input, by centred differences.
+def numerical_gradient(scalar_fn, leaves, eps: float = 1e-6) -> list:
+    """d(scalar_fn())/d(leaf.data) for each leaf Tensor, by centred differences.
 
-    ``inputs`` are float64 Tensors; ``weights`` (same shape as fn's output, default ones) turns a
-    non-scalar output into a scalar with a non-trivial gradient.
+    ``scalar_fn()`` recomputes a Python float from the leaves' current data, which is perturbed
+    in place one element at a time and restored.
     """
-    def scalar():
-        out = fn(*inputs)
-        data = out.data if weights is None else out.data * weights
-        return float(data.sum())
-
     grads = []
-    for t in inputs:
-        grad = np.zeros_like(t.data)
-        flat, flat_grad = t.data.reshape(-1), grad.reshape(-1)
+    for leaf in leaves:
+        grad = np.zeros_like(leaf.data)
+        flat, flat_grad = leaf.data.reshape(-1), grad.reshape(-1)
         for k in range(flat.size):
             original = flat[k]
             flat[k] = original + eps
-            plus = scalar()
+            plus = scalar_fn()
             flat[k] = original - eps
-            minus = scalar()
+            minus = scalar_fn()
             flat[k] = original
             flat_grad[k] = (plus - minus) / (2 * eps)
         grads.append(grad)
     return grads
 
 
+def _compare(compute, leaves, names, eps, atol, rtol, seed, raise_on_failure) -> bool:
+    """Autograd vs centred differences of sum(W * compute()) with fixed random weights W."""
+    out = compute()
+    weights = Tensor(np.random.default_rng(seed).standard_normal(out.shape))
+    for leaf in leaves:
+        leaf.grad = None
+    (out * weights).sum().backward()
+    analytic = [leaf.grad if leaf.grad is not None else np.zeros_like(leaf.data) for leaf in leaves]
+    numeric = numerical_gradient(lambda: float((compute().data * weights.data).sum()), leaves, eps)
+    for name, a, n in zip(names, analytic, numeric):
+        if not np.allclose(a, n, atol=atol, rtol=rtol):
+            if not raise_on_failure:
+                return False
+            worst = np.unravel_index(np.argmax(np.abs(a - n)), a.shape)
+            raise AssertionError(f"gradient of {name} differs at {worst}: "
+                                 f"autograd {a[worst]!r}, numerical {n[worst]!r}")
+    return True
+
+
 def gradcheck(fn, *arrays, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-4,
               seed: int = 0, raise_on_failure: bool = True) -> bool:
-    """Compare autograd with centred differences for ``fn(*tensors) -> Tensor``.
+    """Check autograd against centred differences for ``fn(*tensors) -> Tensor``.
 
-    ``arrays`` are converted to float64 leaf Tensors. The output is contracted with fixed random
-    weights (so every output element matters). Returns True, or raises AssertionError naming the
-    input and the worst element when they differ (``raise_on_failure=False`` returns False instead).
+    ``arrays`` become float64 leaf Tensors that require grad. Every output element is weighted
+    by a fixed random number, so each one's gradient is tested. Returns True, or raises
+    AssertionError naming the input and its worst element (``raise_on_failure=False``: False).
     """
     inputs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
-    out = fn(*inputs)
-    weights = np.random.default_rng(seed).standard_normal(out.shape)
-    (out * Tensor(weights)).sum().backward()
-    analytic = [t.grad if t.grad is not None else np.zeros_like(t.data) for t in inputs]
-    for t in inputs:
-        t.grad = None
-    numeric = numerical_gradient(fn, inputs, eps, weights)
-    for index, (a, n) in enumerate(zip(analytic, numeric)):
-        if not np.allclose(a, n, atol=atol, rtol=rtol):
-            worst = np.unravel_index(np.argmax(np.abs(a - n)), a.shape)
-            if raise_on_failure:
-                raise AssertionError(f"gradient of input {index} differs at {worst}: "
-                                     f"autograd {a[worst]!r}, numerical {n[worst]!r}")
-            return False
-    return True
+    names = [f"input {i}" for i in range(len(inputs))]
+    return _compare(lambda: fn(*inputs), inputs, names, eps, atol, rtol, seed, raise_on_failure)
+
+
+def gradcheck_module(module, *arrays, output=None, eps: float = 1e-6, atol: float = 1e-5,
+                     rtol: float = 1e-4, seed: int = 0, raise_on_failure: bool = True) -> bool:
+    """Check a Module's gradients w.r.t. its inputs and every parameter, in float64.
+
+    The module is cast to float64 in place. ``output`` maps the module's return value to one
+    Tensor (default: the value itself), e.g. to join an LSTM's ``(output, (h, c))``.
+    """
+    module.to(dtype=np.float64)
+    inputs = [Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in arrays]
+    named = list(module.named_parameters())
+    leaves = inputs + [p for _, p in named]
+    names = [f"input {i}" for i in range(len(inputs))] + [name for name, _ in named]
+    select = output or (lambda value: value)
+    return _compare(lambda: select(module(*inputs)), leaves, names, eps, atol, rtol, seed,
+                    raise_on_failure)

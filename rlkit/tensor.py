@@ -324,18 +324,25 @@ def _accumulate_leaf(tensor: Tensor, grad) -> None:
 
 
 def _topological_order(root: Function) -> list:
-    """Functions reachable from ``root``, each after every function that feeds it."""
-    order, visited, stack = [], {id(root)}, [(root, False)]
+    """Functions reachable from ``root``, each after every function that feeds it.
+
+    Iterative depth-first post-order (no recursion limit on long graphs). A function is marked
+    when it is expanded, not when it is pushed: marking at push time could emit a function
+    before one of its own inputs' creators when two paths reach it.
+    """
+    order, expanded, stack = [], set(), [(root, False)]
     while stack:
-        fn, expanded = stack.pop()
-        if expanded:
+        fn, done = stack.pop()
+        if done:
             order.append(fn)
             continue
+        if id(fn) in expanded:
+            continue
+        expanded.add(id(fn))
         stack.append((fn, True))
         for tensor in fn.inputs or ():
             parent = tensor._creator
-            if parent is not None and id(parent) not in visited:
-                visited.add(id(parent))
+            if parent is not None and id(parent) not in expanded:
                 stack.append((parent, False))
     return order
 

@@ -1,0 +1,198 @@
+"""Layers: gradient checks in float64 (inputs and every parameter), shapes, modes and errors."""
+import numpy as np
+import pytest
+
+import rlkit
+from rlkit import Tensor, gradcheck, gradcheck_module, nn
+from rlkit import functions as F
+from rlkit.kernels.im2col import col2im, col2im_arrays, im2col, im2col_arrays
+
+R = np.random.default_rng(7)
+
+CONV_CASES = [  # (N, C, H, W), out channels, kernel, stride, padding
+    ((2, 3, 7, 7), 4, (3, 3), (1, 1), (0, 0)),
+    ((2, 2, 8, 9), 3, (3, 2), (2, 2), (1, 1)),
+    ((1, 2, 12, 12), 2, (4, 4), (4, 4), (2, 2)),
+    ((2, 1, 6, 5), 2, (2, 3), (1, 2), (2, 1)),
+    ((1, 3, 9, 9), 2, (5, 1), (2, 1), (0, 2)),
+]
+
+
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES)
+def test_conv2d_gradients(x_shape, out_channels, kernel, stride, padding):
+    w = R.standard_normal((out_channels, x_shape[1]) + kernel)
+    b = R.standard_normal(out_channels)
+    assert gradcheck(lambda x, w, b: F.Conv2d(stride, padding)(x, w, b), R.standard_normal(x_shape), w, b)
+
+
+def test_conv2d_matches_direct_cross_correlation():
+    x, w = R.standard_normal((2, 3, 6, 7)), R.standard_normal((4, 3, 3, 2))
+    out = F.Conv2d((2, 1), (1, 0))(Tensor(x), Tensor(w)).numpy()
+    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
+    expected = np.zeros(out.shape)
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            window = padded[:, :, 2 * i:2 * i + 3, j:j + 2]  # no kernel flip
+            expected[:, :, i, j] = np.einsum("nchw,ochw->no", window, w)
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES)
+def test_col2im_is_the_adjoint_of_im2col(x_shape, out_channels, kernel, stride, padding):
+    x = R.standard_normal(x_shape)
+    cols = im2col(x, kernel, stride, padding)
+    y = R.standard_normal(cols.shape)
+    assert np.isclose(np.sum(cols * y), np.sum(x * col2im(y, x_shape, kernel, stride, padding)))
+
+
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES)
+def test_numba_kernels_match_array_op_path(x_shape, out_channels, kernel, stride, padding):
+    """The CuPy path (array ops) and the CPU path (numba) give identical results."""
+    x = R.standard_normal(x_shape).astype(np.float32)
+    cols = im2col(x, kernel, stride, padding)
+    np.testing.assert_array_equal(cols, im2col_arrays(x, kernel, stride, padding))
+    np.testing.assert_allclose(col2im(cols, x_shape, kernel, stride, padding),
+                               col2im_arrays(cols, x_shape, kernel, stride, padding), rtol=1e-6)
+
+
+@pytest.mark.parametrize("kernel,stride,padding", [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (0, 0)),
+                                                   ((3, 2), (1, 1), (1, 1)), ((2, 3), (1, 2), (0, 1))])
+def test_max_pool_gradients_with_overlapping_windows(kernel, stride, padding):
+    x = R.permutation(2 * 2 * 7 * 7).reshape(2, 2, 7, 7) * 0.1  # distinct values: no ties
+    assert gradcheck(lambda t: F.MaxPool2d(kernel, stride, padding)(t), x)
+
+
+def test_max_pool_ties_route_to_one_argmax_and_overlaps_accumulate():
+    x = Tensor(np.array([[[[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 0.0]]]]), requires_grad=True)
+    out = nn.MaxPool2d(kernel_size=2, stride=1)(x)
+    np.testing.assert_array_equal(out.numpy()[0, 0], [[1, 1], [1, 1]])
+    out.sum().backward()
+    # windows at (0,0), (0,1), (1,0) all pick their first maximum; (1,1)'s first max is x[1,1]
+    np.testing.assert_array_equal(x.grad[0, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
+    assert x.grad.sum() == 4  # exactly one element per window
+
+
+def test_linear_gradients_and_batched_input():
+    layer = nn.Linear(5, 3)
+    assert gradcheck_module(layer, R.standard_normal((4, 5)))
+    assert gradcheck_module(nn.Linear(4, 2, bias=False), R.standard_normal((2, 3, 4)))
+
+
+def test_conv_module_gradients():
+    assert gradcheck_module(nn.Conv2d(2, 3, kernel_size=(3, 2), stride=(2, 1), padding=1),
+                            R.standard_normal((2, 2, 6, 5)))
+
+
+@pytest.mark.parametrize("layer,shape", [(nn.BatchNorm1d(4), (6, 4)), (nn.BatchNorm2d(3), (4, 3, 3, 2))])
+def test_batch_norm_train_mode_gradients(layer, shape):
+    layer.weight.data[...] = R.uniform(0.5, 1.5, layer.num_features)
+    layer.bias.data[...] = R.standard_normal(layer.num_features)
+    assert gradcheck_module(layer, R.standard_normal(shape) * 2 + 1)
+
+
+def test_batch_norm_statistics_and_eval_mode():
+    bn = nn.BatchNorm2d(2, momentum=0.9)
+    x = R.standard_normal((8, 2, 3, 3)).astype(np.float32) * 3 + 5
+    bn.eval()
+    np.testing.assert_allclose(bn(Tensor(x)).numpy(), x / np.sqrt(1 + 1e-5), rtol=1e-6)  # untrained: ~identity
+    bn.train()
+    y = bn(Tensor(x)).numpy()
+    np.testing.assert_allclose(y.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(y.var(axis=(0, 2, 3)), 1, atol=1e-3)
+    np.testing.assert_allclose(bn.running_mean, 0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(bn.running_var, 0.9 + 0.1 * x.var(axis=(0, 2, 3)), rtol=1e-5)
+    bn.eval()
+    expected = (x - bn.running_mean[None, :, None, None]) / np.sqrt(bn.running_var[None, :, None, None] + 1e-5)
+    np.testing.assert_allclose(bn(Tensor(x)).numpy(), expected, rtol=1e-5)
+
+
+def _join_lstm(result):
+    output, (h, c) = result
+    return rlkit.cat([output.reshape(-1), h.reshape(-1), c.reshape(-1)])
+
+
+def test_lstm_gradients_over_several_steps_with_given_state():
+    lstm = nn.LSTM(3, 4)
+    x, h0, c0 = R.standard_normal((2, 5, 3)), R.standard_normal((2, 4)), R.standard_normal((2, 4))
+    model = _StatefulLSTM(lstm)
+    assert gradcheck_module(model, x, h0, c0, output=_join_lstm)
+
+
+class _StatefulLSTM(nn.Module):
+    """LSTM taking (x, h0, c0) positionally, so gradcheck_module also checks d/dh0 and d/dc0."""
+
+    def __init__(self, lstm):
+        super().__init__()
+        self.lstm = lstm
+
+    def forward(self, x, h0, c0):
+        return self.lstm(x, (h0, c0))
+
+
+def test_lstm_matches_the_books_step_equations():
+    lstm = nn.LSTM(2, 3)
+    x = R.standard_normal((1, 2, 2)).astype(np.float32)
+    output, (h, c) = lstm(Tensor(x))
+    sigmoid = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    h_t, c_t = np.zeros((1, 3)), np.zeros((1, 3))
+    for t in range(2):
+        z = x[:, t] @ lstm.weight_ih.data.T + h_t @ lstm.weight_hh.data.T + lstm.bias_ih.data + lstm.bias_hh.data
+        i, f, o, g = sigmoid(z[:, :3]), sigmoid(z[:, 3:6]), sigmoid(z[:, 6:9]), np.tanh(z[:, 9:])
+        c_t = f * c_t + i * g
+        h_t = o * np.tanh(c_t)
+        np.testing.assert_allclose(output.numpy()[:, t], h_t, rtol=1e-5)
+    np.testing.assert_allclose(h.numpy(), h_t, rtol=1e-5)
+    np.testing.assert_allclose(c.numpy(), c_t, rtol=1e-5)
+
+
+def test_lstm_cell_is_one_step_of_the_lstm():
+    cell = nn.LSTMCell(3, 4)
+    x, h0, c0 = (R.standard_normal(s).astype(np.float32) for s in [(2, 3), (2, 4), (2, 4)])
+    h, c = cell(Tensor(x), (Tensor(h0), Tensor(c0)))
+    _, (h_seq, c_seq) = nn.LSTM.forward(cell, Tensor(x[:, None]), (Tensor(h0), Tensor(c0)))
+    np.testing.assert_array_equal(h.numpy(), h_seq.numpy())
+    assert gradcheck_module(nn.LSTMCell(3, 2), R.standard_normal((2, 3)), output=lambda hc: hc[0] + hc[1])
+
+
+def test_dropout_p_is_the_drop_probability_and_scales_survivors():
+    rlkit.manual_seed(0)
+    layer = nn.Dropout(p=0.25)
+    x = Tensor(np.ones((200, 500), np.float32), requires_grad=True)
+    y = layer(x)
+    kept = y.numpy() != 0
+    assert abs(kept.mean() - 0.75) < 0.01            # 100,000 draws: sd of the mean is 0.0014
+    np.testing.assert_allclose(y.numpy()[kept], 1 / 0.75, rtol=1e-6)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad, y.numpy())    # gradient = mask / keep probability
+    layer.eval()
+    assert layer(x) is x
+    with pytest.raises(ValueError, match="drop probability"):
+        nn.Dropout(p=1.0)
+
+
+def test_activation_modules():
+    x = R.standard_normal((3, 4))
+    for layer in (nn.ReLU(), nn.Tanh(), nn.Sigmoid()):
+        assert gradcheck_module(layer, x)
+
+
+def test_nature_dqn_shapes_and_parameter_count_from_the_books_table():
+    net = nn.nature_cnn(in_channels=4, n_outputs=18)
+    x = Tensor(np.zeros((2, 4, 84, 84), np.float32))
+    shapes = []
+    for layer in net:
+        x = layer(x)
+        if isinstance(layer, nn.ReLU):
+            shapes.append(x.shape)
+    assert shapes == [(2, 32, 20, 20), (2, 64, 9, 9), (2, 64, 7, 7), (2, 512)]
+    assert x.shape == (2, 18)
+    # conv: k*k*C_in*C_out + C_out; fc: in*out + out (the book's table: fc5 has 18 outputs)
+    expected = (8 * 8 * 4 * 32 + 32) + (4 * 4 * 32 * 64 + 64) + (3 * 3 * 64 * 64 + 64) \
+        + (7 * 7 * 64 * 512 + 512) + (512 * 18 + 18)
+    assert net.num_parameters() == expected == 1_693_362
+
+
+def test_mlp_builder():
+    net = nn.mlp([4, 64, 64, 2])
+    assert [type(layer).__name__ for layer in net] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
+    assert net(Tensor(np.zeros((3, 4), np.float32))).shape == (3, 2)
