@@ -1,0 +1,56 @@
+"""What every agent shares: checkpoints that hold arrays plus a JSON header, never pickle.
+
+A checkpoint is one ``.npz`` file: the agent's arrays under their own names, and ``meta``, a
+JSON string ``{"agent": class name, "format": 1, "hyperparams": {...}, "env": {...}, ...}``.
+Loading it runs no code (``allow_pickle=False``) and refuses, with one clear message, a file
+that is not a checkpoint, one written by another agent class, or one made for another env.
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from rlkit.runs import load_npz, save_npz_atomic
+
+FORMAT = 1
+
+
+def env_signature(env) -> dict:
+    """What a checkpoint records about its env: id (or class name) and both spaces, as text."""
+    spec = getattr(env, "spec", None)
+    return {"id": spec.id if spec is not None else type(env.unwrapped).__name__,
+            "observation_space": str(env.observation_space),
+            "action_space": str(env.action_space)}
+
+
+def save_checkpoint(path: str | os.PathLike, agent, meta: dict, **arrays: np.ndarray) -> None:
+    """Write ``arrays`` and a JSON header (``meta`` plus agent class and format) to ``path``."""
+    header = {"agent": type(agent).__name__, "format": FORMAT, **meta}
+    save_npz_atomic(path, meta=np.array(json.dumps(header, sort_keys=True)), **arrays)
+
+
+def load_checkpoint(path: str | os.PathLike, agent_cls, env=None) -> tuple[dict, dict]:
+    """Read a checkpoint written for ``agent_cls``; returns (header, arrays).
+
+    If ``env`` is given it must match the env the checkpoint was made for (same spaces).
+    Raises FileNotFoundError or ValueError with the reason.
+    """
+    arrays = load_npz(path)
+    try:
+        header = json.loads(str(arrays.pop("meta")))
+    except (KeyError, json.JSONDecodeError):
+        raise ValueError(f"{path}: not an rlkit agent checkpoint (no JSON header)") from None
+    if header.get("agent") != agent_cls.__name__:
+        raise ValueError(f"{path}: a {header.get('agent')} checkpoint, not {agent_cls.__name__}")
+    if header.get("format") != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {header.get('format')}, expected {FORMAT}")
+    if env is not None and "env" in header:
+        saved, given = header["env"], env_signature(env)
+        spaces = ("observation_space", "action_space")
+        if any(saved[k] != given[k] for k in spaces):
+            raise ValueError(f"{path}: made for {saved['id']} with {[saved[k] for k in spaces]}, "
+                             f"but the env given is {given['id']} with "
+                             f"{[given[k] for k in spaces]}")
+    return header, arrays
