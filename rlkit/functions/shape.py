@@ -78,8 +78,10 @@ class Gather(Function):
         xp = get_array_module(g)
         full = xp.zeros(self.source_shape, dtype=g.dtype)
         # full index grids, so repeated indices accumulate instead of overwriting
-        grids = list(xp.indices(self.index.shape, sparse=True))
-        grids[self.axis % g.ndim] = self.index
+        ndim = self.index.ndim
+        grids = [xp.arange(n).reshape((1,) * i + (n,) + (1,) * (ndim - i - 1))
+                 for i, n in enumerate(self.index.shape)]
+        grids[self.axis % ndim] = self.index
         scatter_add(xp, full, tuple(grids), g)
         return (full,)
 

@@ -1,0 +1,128 @@
+"""Optimisers against their update formulas, gradient clipping and learning-rate schedules."""
+import numpy as np
+import pytest
+
+from rlkit import Tensor, nn, optim
+
+
+def params_with_grads():
+    p = nn.Parameter(np.array([1.0, -2.0, 3.0], np.float32))
+    q = nn.Parameter(np.array([[0.5], [-0.5]], np.float32))
+    return p, q, np.array([0.1, 0.2, -0.3], np.float32), np.array([[1.0], [-1.0]], np.float32)
+
+
+def run_steps(optimizer_cls, steps=3, **kwargs):
+    p, q, gp, gq = params_with_grads()
+    opt = optimizer_cls([p, q], **kwargs)
+    for _ in range(steps):
+        opt.zero_grad()
+        p.grad += gp
+        q.grad += gq
+        opt.step()
+    return p.data.copy(), q.data.copy()
+
+
+def test_sgd_plain_and_nesterov_with_weight_decay():
+    p, _ = run_steps(optim.SGD, steps=1, lr=0.1)
+    np.testing.assert_allclose(p, [1 - 0.01, -2 - 0.02, 3 + 0.03], rtol=1e-6)
+    x0, g, lr, mu, wd = np.array([1.0, -2.0, 3.0]), np.array([0.1, 0.2, -0.3]), 0.1, 0.9, 0.01
+    x, v = x0.copy(), np.zeros(3)
+    for _ in range(3):
+        d = g + wd * x
+        v = mu * v + d
+        x = x - lr * (d + mu * v)
+    p, _ = run_steps(optim.SGD, steps=3, lr=lr, momentum=mu, nesterov=True, weight_decay=wd)
+    np.testing.assert_allclose(p, x, rtol=1e-5)
+
+
+def test_rmsprop_formula():
+    x, g, s = np.array([1.0, -2.0, 3.0]), np.array([0.1, 0.2, -0.3]), np.zeros(3)
+    for _ in range(3):
+        s = 0.99 * s + 0.01 * g * g
+        x = x - 0.01 * g / (np.sqrt(s) + 1e-5)
+    p, _ = run_steps(optim.RMSProp, steps=3, lr=0.01, alpha=0.99, eps=1e-5)
+    np.testing.assert_allclose(p, x, rtol=1e-5)
+
+
+def test_adam_formula_and_first_step_size_is_lr():
+    x, g = np.array([1.0, -2.0, 3.0]), np.array([0.1, 0.2, -0.3])
+    m, v = np.zeros(3), np.zeros(3)
+    for t in range(1, 4):
+        m = 0.9 * m + 0.1 * g
+        v = 0.999 * v + 0.001 * g * g
+        x = x - 0.01 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    p, q = run_steps(optim.Adam, steps=3, lr=0.01)
+    np.testing.assert_allclose(p, x, rtol=1e-5)
+    np.testing.assert_allclose(q, [[0.5 - 0.03], [-0.5 + 0.03]], rtol=1e-4)  # constant grads: lr per step
+
+
+def test_optimizer_state_round_trip_continues_identically():
+    p1, q1 = run_steps(optim.Adam, steps=4, lr=0.01)
+    p, q, gp, gq = params_with_grads()
+    opt = optim.Adam([p, q], lr=0.01)
+    for step in range(4):
+        if step == 2:  # rebuild from a saved state midway, as a resumed run does
+            saved_params, saved = [p.data.copy(), q.data.copy()], opt.state_dict()
+            p, q = nn.Parameter(saved_params[0]), nn.Parameter(saved_params[1])
+            opt = optim.Adam([p, q], lr=0.5)
+            opt.load_state_dict(saved)
+        opt.zero_grad()
+        p.grad += gp
+        q.grad += gq
+        opt.step()
+    np.testing.assert_array_equal(p.data, p1)
+    np.testing.assert_array_equal(q.data, q1)
+
+
+def test_parameters_replaced_outside_the_optimizer_are_reattached():
+    layer = nn.Linear(2, 1)
+    opt = optim.SGD(layer.parameters(), lr=1.0)
+    layer.weight.data = np.zeros((1, 2), np.float32)   # e.g. a target-network style copy
+    layer.zero_grad()                                   # grads set to None
+    out = layer(Tensor(np.ones((1, 2), np.float32))).sum()
+    out.backward()
+    opt.step()
+    np.testing.assert_allclose(layer.weight.data, [[-1.0, -1.0]])
+
+
+def test_gradients_computed_before_the_optimizer_exists_are_kept():
+    w = nn.Parameter(np.array([1.0], np.float32))
+    (w * 2).sum().backward()
+    optim.SGD([w], lr=0.5).step()
+    np.testing.assert_allclose(w.data, [0.0])
+
+
+def test_clip_grad_norm_scales_all_gradients_together():
+    a, b = nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))
+    a.grad, b.grad = np.array([3.0, 0.0], np.float32), np.array([4.0], np.float32)
+    norm = optim.clip_grad_norm_([a, b], max_norm=1.0)
+    assert norm == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0, 0.8], rtol=1e-5)
+    assert optim.clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_learning_rate_schedules():
+    opt = optim.SGD([nn.Parameter(np.zeros(1, np.float32))], lr=1.0)
+    step = optim.StepDecay(opt, step_size=2, gamma=0.5)
+    assert [step.step() for _ in range(5)] == [1.0, 0.5, 0.5, 0.25, 0.25]
+    opt.lr = 1.0
+    expo = optim.ExponentialDecay(opt, gamma=0.9)
+    assert [round(expo.step(), 6) for _ in range(2)] == [0.9, 0.81]
+    opt.lr = 1.0
+    inverse = optim.InverseTimeDecay(opt, decay=0.5)
+    assert [inverse.step() for _ in range(2)] == [1 / 1.5, 0.5]
+    opt.lr = 1.0
+    linear = optim.LinearDecay(opt, end_lr=0.1, total_steps=4)
+    assert [round(linear.step(), 6) for _ in range(6)] == [0.775, 0.55, 0.325, 0.1, 0.1, 0.1]
+
+
+def test_bad_optimizer_arguments():
+    with pytest.raises(ValueError, match="empty parameter list"):
+        optim.Adam([])
+    p = nn.Parameter(np.zeros(1, np.float32))
+    with pytest.raises(ValueError, match="twice"):
+        optim.SGD([p, p])
+    with pytest.raises(ValueError, match="Nesterov"):
+        optim.SGD([p], nesterov=True)
+    with pytest.raises(ValueError, match="learning rate"):
+        optim.Adam([p], lr=-1.0)
