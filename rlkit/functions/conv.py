@@ -21,25 +21,26 @@ class Conv2d(Function):
         self.kernel = (kh, kw)
         oh = output_size(h, kh, self.stride[0], self.padding[0])
         ow = output_size(w, kw, self.stride[1], self.padding[1])
-        cols = im2col(x, self.kernel, self.stride, self.padding)
+        cols = im2col(x, self.kernel, self.stride, self.padding)   # (C*KH*KW, N*OH*OW)
         self.cols, self.weight, self.x_shape = cols, weight, x.shape
-        out = cols @ weight.reshape(o, -1).T          # (N*OH*OW, O)
+        out = weight.reshape(o, -1) @ cols                         # (O, N*OH*OW)
         if bias is not None:
-            out += bias
-        return xp.ascontiguousarray(out.reshape(n, oh, ow, o).transpose(0, 3, 1, 2))
+            out += bias[:, None]
+        return xp.ascontiguousarray(out.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))
 
     def backward(self, g):
+        xp = get_array_module(g)
         o = g.shape[1]
-        g2 = g.transpose(0, 2, 3, 1).reshape(-1, o)   # rows in im2col order
+        g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, -1)  # columns in im2col order
         need_x, need_w = self.needs_input_grad[:2]
         gx = gw = None
         if need_w:
-            gw = (g2.T @ self.cols).reshape(self.weight.shape)
+            gw = (g2 @ self.cols.T).reshape(self.weight.shape)
         if need_x:
-            dcols = g2 @ self.weight.reshape(o, -1)
+            dcols = self.weight.reshape(o, -1).T @ g2
             gx = col2im(dcols, self.x_shape, self.kernel, self.stride, self.padding)
         if len(self.needs_input_grad) == 3:
-            return gx, gw, (g2.sum(axis=0) if self.needs_input_grad[2] else None)
+            return gx, gw, (g2.sum(axis=1) if self.needs_input_grad[2] else None)
         return gx, gw
 
 
@@ -59,16 +60,16 @@ class MaxPool2d(Function):
         oh = output_size(h, self.kernel[0], self.stride[0], self.padding[0])
         ow = output_size(w, self.kernel[1], self.stride[1], self.padding[1])
         cols = im2col(x.reshape(n * c, 1, h, w), self.kernel, self.stride, self.padding,
-                      fill=-xp.inf)
-        self.winner = cols.argmax(axis=1)
-        self.rows, self.x_shape = cols.shape, x.shape
-        out = cols[xp.arange(cols.shape[0]), self.winner]
+                      fill=-xp.inf)                                # (KH*KW, N*C*OH*OW)
+        self.winner = cols.argmax(axis=0)
+        self.cols_shape, self.x_shape = cols.shape, x.shape
+        out = cols[self.winner, xp.arange(cols.shape[1])]
         return out.reshape(n, c, oh, ow)
 
     def backward(self, g):
         xp = get_array_module(g)
         n, c, h, w = self.x_shape
-        dcols = xp.zeros(self.rows, dtype=g.dtype)
-        dcols[xp.arange(self.rows[0]), self.winner] = g.reshape(-1)
+        dcols = xp.zeros(self.cols_shape, dtype=g.dtype)
+        dcols[self.winner, xp.arange(self.cols_shape[1])] = g.reshape(-1)
         gx = col2im(dcols, (n * c, 1, h, w), self.kernel, self.stride, self.padding)
         return (gx.reshape(self.x_shape),)
