@@ -194,3 +194,19 @@ def test_mlp_builder():
     net = nn.mlp([4, 64, 64, 2])
     assert [type(layer).__name__ for layer in net] == ["Linear", "ReLU", "Linear", "ReLU", "Linear"]
     assert net(Tensor(np.zeros((3, 4), np.float32))).shape == (3, 2)
+
+
+def test_lstm_numba_backward_kernel_matches_the_array_op_path():
+    from rlkit.kernels import lstm as kernels
+    n, hidden = 3, 5
+    act, c_prev, tanh_c = np.empty((n, 4 * hidden)), R.standard_normal((n, hidden)), np.empty((n, hidden))
+    kernels.step_forward(R.standard_normal((n, 4 * hidden)) * 3, c_prev, act, np.empty((n, hidden)),
+                         tanh_c, np.empty((n, hidden)))
+    dh, dc_start = R.standard_normal((n, hidden)), R.standard_normal((n, hidden))
+    grads = []
+    for backward in (kernels._backward_numba, kernels.backward_arrays):
+        dc, dz = dc_start.copy(), np.empty((n, 4 * hidden))
+        backward(dh, dc, act, c_prev, tanh_c, dz)   # dc becomes d(previous cell) in place
+        grads.append((dz, dc))
+    for a, b in zip(*grads):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)

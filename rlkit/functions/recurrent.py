@@ -2,10 +2,11 @@
 
 Gate order i, f, o, g (the book's): the first 3H rows of the weights feed sigmoid gates, the
 last H the tanh candidate. c' = f * c + i * g, h' = o * tanh(c'). The input projection of all
-time steps is one GEMM, so the Python loop holds only the recurrent part.
+time steps is one GEMM, and so are the weight gradients, so the Python loop holds only the
+recurrent GEMM and one fused element-wise kernel per step.
 """
 from rlkit.backend import get_array_module
-from rlkit.functions.elementwise import stable_sigmoid
+from rlkit.kernels import lstm as kernels
 from rlkit.tensor import Function
 
 
@@ -19,7 +20,9 @@ class LSTMSequence(Function):
         xp = get_array_module(x)
         n, steps, _ = x.shape
         hidden = h0.shape[1]
-        projected = (x.reshape(n * steps, -1) @ w_ih.T + (b_ih + b_hh)).reshape(n, steps, -1)
+        # time-major projections, so each step reads one contiguous (N, 4H) block
+        projected = (x.transpose(1, 0, 2).reshape(steps * n, -1) @ w_ih.T + (b_ih + b_hh))
+        projected = projected.reshape(steps, n, 4 * hidden)
         hs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         cs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         gates = xp.empty((steps, n, 4 * hidden), dtype=x.dtype)  # activated i, f, o, g
@@ -27,14 +30,9 @@ class LSTMSequence(Function):
         hs[0], cs[0] = h0, c0
         w_hh_t = w_hh.T
         for t in range(steps):
-            z = projected[:, t] + hs[t] @ w_hh_t
-            act = gates[t]
-            act[:, :3 * hidden] = stable_sigmoid(xp, z[:, :3 * hidden])
-            act[:, 3 * hidden:] = xp.tanh(z[:, 3 * hidden:])
-            i, f, o, g = (act[:, k * hidden:(k + 1) * hidden] for k in range(4))
-            cs[t + 1] = f * cs[t] + i * g
-            tanh_c[t] = xp.tanh(cs[t + 1])
-            hs[t + 1] = o * tanh_c[t]
+            z = projected[t]
+            z += hs[t] @ w_hh_t
+            kernels.step_forward(z, cs[t], gates[t], cs[t + 1], tanh_c[t], hs[t + 1])
         self.saved = x, w_ih, w_hh, hs, cs, gates, tanh_c
         output = xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))
         return output, hs[-1].copy(), cs[-1].copy()
@@ -44,23 +42,17 @@ class LSTMSequence(Function):
         xp = get_array_module(x)
         n, steps, _ = x.shape
         hidden = hs.shape[2]
+        g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2))  # time-major
         dz = xp.empty_like(gates)
         dh, dc = g_h.copy(), g_c.copy()
         for t in reversed(range(steps)):
-            dh += g_output[:, t]
-            act = gates[t]
-            i, f, o, g = (act[:, k * hidden:(k + 1) * hidden] for k in range(4))
-            dc += dh * o * (1 - tanh_c[t] * tanh_c[t])
-            step = dz[t]
-            step[:, :hidden] = dc * g * i * (1 - i)
-            step[:, hidden:2 * hidden] = dc * cs[t] * f * (1 - f)
-            step[:, 2 * hidden:3 * hidden] = dh * tanh_c[t] * o * (1 - o)
-            step[:, 3 * hidden:] = dc * i * (1 - g * g)
-            dh = step @ w_hh
-            dc = dc * f
-        dz_flat = dz.transpose(1, 0, 2).reshape(n * steps, 4 * hidden)  # rows in (n, t) order
-        gx = (dz_flat @ w_ih).reshape(x.shape)
-        g_w_ih = dz_flat.T @ x.reshape(n * steps, -1)
-        g_w_hh = dz.reshape(steps * n, -1).T @ hs[:-1].reshape(steps * n, hidden)
-        g_b = dz.sum(axis=(0, 1))
+            dh += g_output[t]
+            kernels.step_backward(dh, dc, gates[t], cs[t], tanh_c[t], dz[t])
+            dh = dz[t] @ w_hh
+        dz_flat = dz.reshape(steps * n, 4 * hidden)                    # rows in (t, n) order
+        x_flat = x.transpose(1, 0, 2).reshape(steps * n, -1)
+        gx = (dz_flat @ w_ih).reshape(steps, n, -1).transpose(1, 0, 2)
+        g_w_ih = dz_flat.T @ x_flat
+        g_w_hh = dz_flat.T @ hs[:-1].reshape(steps * n, hidden)
+        g_b = dz_flat.sum(axis=0)
         return gx, dh, dc, g_w_ih, g_w_hh, g_b, g_b

@@ -1,0 +1,66 @@
+"""The element-wise part of one LSTM step (gate order i, f, o, g in the pre-activation ``z``).
+
+Measured for N = 32, H = 128 on this 2-core AVX-512 machine:
+- forward: NumPy's own SIMD exp/tanh make the array ops fastest (30 us a step); a numba loop
+  calls scalar exp/tanh (173 us), so the forward stays array ops on every backend;
+- backward: only multiply-adds, where one fused numba pass (16 us) beats a dozen small NumPy
+  calls (38 us); CuPy runs the array-op twin, which the tests hold the kernel to.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from rlkit.backend import get_array_module
+
+
+@numba.njit(cache=True, boundscheck=False, error_model="numpy")
+def _backward_numba(dh, dc, act, c_prev, tanh_c, dz):
+    n, four_h = act.shape
+    hidden = four_h // 4
+    for r in range(n):
+        for k in range(hidden):
+            i, f = act[r, k], act[r, hidden + k]
+            o, g = act[r, 2 * hidden + k], act[r, 3 * hidden + k]
+            t = tanh_c[r, k]
+            d_c = dc[r, k] + dh[r, k] * o * (1 - t * t)
+            dz[r, k] = d_c * g * i * (1 - i)
+            dz[r, hidden + k] = d_c * c_prev[r, k] * f * (1 - f)
+            dz[r, 2 * hidden + k] = dh[r, k] * t * o * (1 - o)
+            dz[r, 3 * hidden + k] = d_c * i * (1 - g * g)
+            dc[r, k] = d_c * f  # becomes the gradient of the previous cell state
+
+
+def step_forward(z, c_prev, act, c, tanh_c, h):
+    """One step's gates and states from the pre-activation ``z`` (N, 4H), NumPy or CuPy.
+
+    Writes the activated gates ``act`` (N, 4H), the cell ``c``, ``tanh_c`` and ``h`` (N, H) in place.
+    """
+    xp = get_array_module(z)
+    hidden = z.shape[1] // 4
+    act[:, :3 * hidden] = 0.5 * (xp.tanh(0.5 * z[:, :3 * hidden]) + 1)  # sigmoid, overflow-free
+    act[:, 3 * hidden:] = xp.tanh(z[:, 3 * hidden:])
+    i, f, o, g = (act[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    c[...] = f * c_prev + i * g
+    tanh_c[...] = xp.tanh(c)
+    h[...] = o * tanh_c
+
+
+def backward_arrays(dh, dc, act, c_prev, tanh_c, dz):
+    """Array-op twin of the backward kernel: fills dz and turns dc into d(previous cell) in place."""
+    hidden = act.shape[1] // 4
+    i, f, o, g = (act[:, k * hidden:(k + 1) * hidden] for k in range(4))
+    d_c = dc + dh * o * (1 - tanh_c * tanh_c)
+    dz[:, :hidden] = d_c * g * i * (1 - i)
+    dz[:, hidden:2 * hidden] = d_c * c_prev * f * (1 - f)
+    dz[:, 2 * hidden:3 * hidden] = dh * tanh_c * o * (1 - o)
+    dz[:, 3 * hidden:] = d_c * i * (1 - g * g)
+    dc[...] = d_c * f
+
+
+def step_backward(dh, dc, act, c_prev, tanh_c, dz):
+    """One step back: ``dz`` (N, 4H) from dh, dc (N, H); ``dc`` becomes d(previous cell)."""
+    if get_array_module(dz) is np:
+        _backward_numba(dh, dc, act, c_prev, tanh_c, dz)
+    else:
+        backward_arrays(dh, dc, act, c_prev, tanh_c, dz)
