@@ -58,8 +58,15 @@ class Function:
         raise NotImplementedError
 
     def __call__(self, *inputs: "Tensor"):
-        record = _grad_enabled and any(t.requires_grad for t in inputs)
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs) if record else ()
+        # plain loops: this runs for every op, and generator expressions cost more here
+        record = False
+        if _grad_enabled:
+            for t in inputs:
+                if t.requires_grad:
+                    record = True
+                    break
+        if record:
+            self.needs_input_grad = tuple([t.requires_grad for t in inputs])
         raw = self.forward(*[t.data for t in inputs])
         if self.n_outputs == 1:
             out = Tensor._wrap(raw, record)

@@ -36,7 +36,7 @@ class MSE(Function):
 
     def backward(self, g):
         grad = 2 * self.diff * _reduction_scale(g, self.diff.size, self.reduction)
-        return grad, -grad
+        return grad, (-grad if self.needs_input_grad[1] else None)
 
 
 class Huber(Function):
@@ -58,7 +58,7 @@ class Huber(Function):
 
     def backward(self, g):
         grad = self.clipped * _reduction_scale(g, self.clipped.size, self.reduction)
-        return grad, -grad
+        return grad, (-grad if self.needs_input_grad[1] else None)
 
 
 class SoftmaxCrossEntropy(Function):
