@@ -1,0 +1,238 @@
+"""Atari Pong through ale-py, preprocessed with Gymnasium's own wrappers.
+
+Settings (the same for the single env and the vector env; each is a keyword argument):
+- sticky actions: `repeat_action_probability=0.25` (Machado et al. 2018 and ale-py's v5
+  default; the 2015 DQN paper used 0, pass 0.0 to reproduce it);
+- action set: the minimal one, 6 actions for Pong (`actions="minimal"`); `actions="full"`
+  gives ALE's 18; `actions="updown"` gives the book's two moves (see `UPDOWN_ACTIONS`);
+- terminal on life loss: off (`terminal_on_life_loss=False`; Pong has no lives anyway);
+- no-op starts: a uniform 1..30 no-ops after each reset (`noop_max=30`);
+- frame skip 4 (`frame_skip`), max-pooling the last two frames of each skip;
+- rewards unclipped by default (`clip_rewards=True` clips to [-1, 1]; Pong's are already
+  -1/0/+1). `info["episode"]` (Gymnasium's RecordEpisodeStatistics) always holds the
+  unclipped return and length of a finished episode.
+"""
+from __future__ import annotations
+
+import functools
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+from ale_py.vector_env import AtariVectorEnv
+from gymnasium import spaces
+from gymnasium.vector import VectorWrapper
+from gymnasium.wrappers import (
+    AtariPreprocessing,
+    ClipReward,
+    FrameStackObservation,
+    RecordEpisodeStatistics,
+    TransformAction,
+    TransformObservation,
+)
+from gymnasium.wrappers import vector as vector_wrappers
+
+from envs.action_check import ActionCheck, validate_actions
+
+gym.register_envs(ale_py)
+
+PONG_ID = "ALE/Pong-v5"
+PREPROCESSINGS = ("dqn", "pg")
+ACTION_SETS = ("minimal", "full", "updown")
+
+# The book's "UP=2, DOWN=5" are indices into Pong's *minimal* action set
+# (NOOP, FIRE, RIGHT, LEFT, RIGHTFIRE, LEFTFIRE): RIGHT moves the paddle up, LEFTFIRE down.
+# In ALE's full set, 2 (UP) and 5 (DOWN) do not move Pong's paddle at all.
+UPDOWN_ACTIONS = (2, 5)
+UPDOWN_NAMES = ("UP", "DOWN")
+
+PG_SIZE = 80 * 80
+# Pong's background in the red channel (two shades), erased by the book's preprocessing.
+_PG_BACKGROUND = (144, 109)
+
+
+def pg_preprocess(frame: np.ndarray) -> np.ndarray:
+    """The book's policy-gradient input from one (210, 160, 3) uint8 RGB Pong frame.
+
+    Crops rows 35..194 (score bar and borders), keeps every second row and column of the red
+    channel (80 x 80), erases the background and sets everything else to 1.
+    Returns float32 of shape (6400,) with values in {0, 1}.
+    """
+    f = frame[35:195:2, ::2, 0]
+    keep = f != 0
+    for shade in _PG_BACKGROUND:
+        keep &= f != shade
+    return keep.astype(np.float32).reshape(-1)
+
+
+def _frame_difference(stack: np.ndarray) -> np.ndarray:
+    """Newest minus previous preprocessed frame, from a (2, 6400) stack."""
+    return stack[1] - stack[0]
+
+
+def _check_choice(name: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def make_pong(
+    preprocess: str = "dqn",
+    *,
+    actions: str = "minimal",
+    clip_rewards: bool = False,
+    repeat_action_probability: float = 0.25,
+    noop_max: int = 30,
+    frame_skip: int = 4,
+    frame_stack: int | None = None,
+    screen_size: int | None = None,
+    terminal_on_life_loss: bool = False,
+    max_num_frames_per_episode: int = 108_000,
+    render_mode: str | None = None,
+) -> gym.Env:
+    """ALE Pong with the module's settings and one of two preprocessings.
+
+    preprocess="dqn": observations uint8 (frame_stack, screen_size, screen_size), default
+        (4, 84, 84): greyscale frames, newest last; on reset the first frame is repeated.
+    preprocess="pg": the book's input, float32 (6400,): `pg_preprocess` of the newest frame
+        minus that of the previous one (zeros right after reset). `frame_stack` and
+        `screen_size` do not apply.
+    actions: "minimal" (Discrete(6)), "full" (Discrete(18)) or "updown" (Discrete(2):
+        0 = UP, 1 = DOWN; ALE actions `UPDOWN_ACTIONS`).
+    max_num_frames_per_episode: ALE frames (not agent steps) before truncation.
+    render_mode: None, "rgb_array" or "human" (the raw 210x160 game screen).
+    """
+    _check_choice("preprocess", preprocess, PREPROCESSINGS)
+    _check_choice("actions", actions, ACTION_SETS)
+    if preprocess == "pg" and (frame_stack is not None or screen_size is not None):
+        raise ValueError("frame_stack and screen_size apply to preprocess='dqn' only; 'pg' uses 80x80 differences")
+    env = gym.make(
+        PONG_ID,
+        frameskip=1,  # AtariPreprocessing skips (and max-pools) itself
+        repeat_action_probability=repeat_action_probability,
+        full_action_space=actions == "full",
+        max_num_frames_per_episode=max_num_frames_per_episode,
+        render_mode=render_mode,
+    )
+    if preprocess == "dqn":
+        env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip,
+                                 screen_size=screen_size or 84, terminal_on_life_loss=terminal_on_life_loss)
+        env = RecordEpisodeStatistics(env)
+        env = FrameStackObservation(env, frame_stack or 4, padding_type="reset")
+    else:
+        h, w, _ = env.observation_space.shape
+        env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=(w, h),
+                                 terminal_on_life_loss=terminal_on_life_loss, grayscale_obs=False)
+        env = TransformObservation(env, pg_preprocess, spaces.Box(0.0, 1.0, (PG_SIZE,), np.float32))
+        # "reset" padding repeats the first frame, so the first difference is exactly zero
+        env = FrameStackObservation(env, 2, padding_type="reset")
+        env = TransformObservation(env, _frame_difference, spaces.Box(-1.0, 1.0, (PG_SIZE,), np.float32))
+        env = RecordEpisodeStatistics(env)
+    if clip_rewards:
+        env = ClipReward(env, -1.0, 1.0)
+    if actions == "updown":
+        env = TransformAction(env, UPDOWN_ACTIONS.__getitem__, spaces.Discrete(2))
+    return ActionCheck(env, "Pong")
+
+
+class _NativeStackFix(VectorWrapper):
+    """Align ale-py's vector env with `make_pong`: repeat the first frame, validate actions.
+
+    ale-py pads the frame stack of a fresh episode with zero frames; FrameStackObservation
+    repeats the first frame instead. This wrapper copies the oldest real frame over the
+    padding, for the first `stack - 1` steps of each episode, so agents see the same thing
+    from both constructors. It also turns out-of-range actions (on which ale-py's threads
+    hang) into a ValueError.
+    """
+
+    def __init__(self, env: AtariVectorEnv, stack: int):
+        """Wrap `env`, whose observations are (num_envs, stack, H, W)."""
+        super().__init__(env)
+        self._stack = stack
+        self._age = np.ones(self.num_envs, dtype=np.int64)  # frames of this episode in the stack
+        self._ended = np.zeros(self.num_envs, dtype=bool)  # autoreset happens on the next step
+
+    def reset(self, *, seed=None, options=None):
+        """Reset all (or `options["reset_mask"]`) sub-envs; padding frames are filled."""
+        obs, info = self.env.reset(seed=seed, options=options)
+        mask = slice(None) if not options or "reset_mask" not in options else options["reset_mask"]
+        self._age[mask] = 1
+        self._ended[mask] = False
+        return self._fill(obs), info
+
+    def step(self, actions):
+        """Validate `actions` (shape (num_envs,), integers in range) and step all sub-envs."""
+        actions = validate_actions(self.action_space, actions, "vectorised Pong")
+        obs, rewards, terminated, truncated, info = self.env.step(actions)
+        self._age = np.where(self._ended, 1, np.minimum(self._age + 1, self._stack))
+        self._ended = terminated | truncated
+        return self._fill(obs), rewards, terminated, truncated, info
+
+    def _fill(self, obs: np.ndarray) -> np.ndarray:
+        for i in np.flatnonzero(self._age < self._stack):
+            first = self._stack - self._age[i]
+            obs[i, :first] = obs[i, first]
+        return obs
+
+
+def make_pong_vec(num_envs: int, preprocess: str = "dqn", *, vectorization_mode: str | None = None,
+                  **kwargs) -> gym.vector.VectorEnv:
+    """`num_envs` Pong envs stepped together, with the same settings and arguments as `make_pong`.
+
+    The native ale-py vector env (C++ threads) is used when it can reproduce `make_pong`:
+    preprocess="dqn", actions "minimal"/"full", no render_mode. Otherwise (or with
+    vectorization_mode="sync"/"async") Gymnasium's SyncVectorEnv / AsyncVectorEnv runs
+    `make_pong` copies. Both reset finished sub-envs on the next step (NEXT_STEP autoreset).
+    Observations: (num_envs, *single observation shape); actions: int array (num_envs,).
+    """
+    if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+    _check_choice("vectorization_mode", vectorization_mode, (None, "vector_entry_point", "sync", "async"))
+    native_fits = (preprocess == "dqn" and kwargs.get("actions", "minimal") != "updown"
+                   and kwargs.get("render_mode") is None)
+    if vectorization_mode == "vector_entry_point" and not native_fits:
+        raise ValueError("the native ale-py vector env supports preprocess='dqn' without "
+                         "actions='updown' or render_mode; use vectorization_mode='sync' or 'async'")
+    if vectorization_mode in ("sync", "async") or not native_fits:
+        make_one = functools.partial(make_pong, preprocess, **kwargs)
+        cls = gym.vector.AsyncVectorEnv if vectorization_mode == "async" else gym.vector.SyncVectorEnv
+        return cls([make_one] * num_envs)
+    return _make_native(num_envs, **kwargs)
+
+
+def _make_native(
+    num_envs: int,
+    *,
+    actions: str = "minimal",
+    clip_rewards: bool = False,
+    repeat_action_probability: float = 0.25,
+    noop_max: int = 30,
+    frame_skip: int = 4,
+    frame_stack: int | None = None,
+    screen_size: int | None = None,
+    terminal_on_life_loss: bool = False,
+    max_num_frames_per_episode: int = 108_000,
+) -> gym.vector.VectorEnv:
+    """ale-py's AtariVectorEnv configured like `make_pong(preprocess="dqn")`."""
+    _check_choice("actions", actions, ACTION_SETS)
+    stack, size = frame_stack or 4, screen_size or 84
+    venv = AtariVectorEnv(
+        "pong",
+        num_envs,
+        repeat_action_probability=repeat_action_probability,
+        full_action_space=actions == "full",
+        noop_max=noop_max,
+        frameskip=frame_skip,
+        maxpool=True,
+        stack_num=stack,
+        img_height=size,
+        img_width=size,
+        grayscale=True,
+        episodic_life=terminal_on_life_loss,
+        reward_clipping=False,  # clipped below, after the episode statistics saw the raw reward
+        use_fire_reset=False,  # AtariPreprocessing does not press FIRE either
+        max_num_frames_per_episode=max_num_frames_per_episode,
+    )
+    env = vector_wrappers.RecordEpisodeStatistics(_NativeStackFix(venv, stack))
+    if clip_rewards:
+        env = vector_wrappers.ClipReward(env, -1.0, 1.0)
+    return env
