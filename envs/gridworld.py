@@ -111,41 +111,30 @@ class GridworldEnv(TabularEnv):
         self.wall_states = np.flatnonzero(flat == "#")
         super().__init__(self._build_model(), render_mode)
 
-    def _move(self, row: int, col: int, action: int) -> tuple[int, int]:
-        """Cell reached by moving `action` from (row, col); walls and edges keep it in place."""
-        r, c = row + ACTION_DELTAS[action][0], col + ACTION_DELTAS[action][1]
-        if 0 <= r < self.nrows and 0 <= c < self.ncols and self.grid[r, c] != "#":
-            return r, c
-        return row, col
-
     def _build_model(self) -> dict:
         """P with outcomes leading to the same cell merged and zero-probability ones dropped."""
-        n_actions = len(ACTION_NAMES)
+        flat = "".join(self.grid.reshape(-1))  # plain str lookups: this runs per (cell, action)
+        nr, nc = self.nrows, self.ncols
+        # (reward, terminated) of entering each cell
+        enter = [(self.exit_rewards[ch], True) if ch in EXITS else (self.living_reward, False) for ch in flat]
         side = self.slip / 2.0
         P = {}
-        for row in range(self.nrows):
-            for col in range(self.ncols):
-                s = row * self.ncols + col
-                if self.grid[row, col] in EXITS + "#":
-                    P[s] = {a: [(1.0, s, 0.0, True)] for a in range(n_actions)}
-                    continue
-                P[s] = {}
-                for a in range(n_actions):
-                    outcomes: dict[int, float] = {}
-                    for move, p in ((a, 1.0 - self.slip), ((a + 1) % 4, side), ((a - 1) % 4, side)):
-                        if p > 0.0:
-                            r, c = self._move(row, col, move)
-                            nxt = r * self.ncols + c
-                            outcomes[nxt] = outcomes.get(nxt, 0.0) + p
-                    P[s][a] = [(p, nxt, *self._enter(nxt)) for nxt, p in outcomes.items()]
+        for s, ch in enumerate(flat):
+            if ch in EXITS or ch == "#":
+                P[s] = {a: [(1.0, s, 0.0, True)] for a in range(4)}
+                continue
+            row, col = divmod(s, nc)
+            P[s] = {}
+            for a in range(4):
+                outcomes: dict[int, float] = {}
+                for move, p in ((a, 1.0 - self.slip), ((a + 1) % 4, side), ((a - 1) % 4, side)):
+                    if p > 0.0:
+                        r, c = row + ACTION_DELTAS[move][0], col + ACTION_DELTAS[move][1]
+                        # a wall or the edge leaves the agent where it is
+                        nxt = r * nc + c if 0 <= r < nr and 0 <= c < nc and flat[r * nc + c] != "#" else s
+                        outcomes[nxt] = outcomes.get(nxt, 0.0) + p
+                P[s][a] = [(p, nxt, *enter[nxt]) for nxt, p in outcomes.items()]
         return P
-
-    def _enter(self, state: int) -> tuple[float, bool]:
-        """(reward, terminated) for entering `state`."""
-        ch = self.grid.reshape(-1)[state]
-        if ch in EXITS:
-            return self.exit_rewards[ch], True
-        return self.living_reward, False
 
     def _initial_state(self, options: dict) -> int:
         """The 'S' cell, or options["start_state"] if it is a start or floor cell."""

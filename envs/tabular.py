@@ -37,10 +37,6 @@ class TabularEnv(gym.Env):
         self.observation_space = spaces.Discrete(self.n_states)
         self.action_space = spaces.Discrete(self.n_actions)
         self.render_mode = render_mode
-        # cumulative probabilities per (s, a), so a step is one uniform draw and a search
-        self._cum = {
-            (s, a): np.cumsum([t[0] for t in P[s][a]]) for s in P for a in P[s]
-        }
         self.s = 0
         self.last_action: int | None = None
         self.overlay_values: np.ndarray | None = None
@@ -76,13 +72,16 @@ class TabularEnv(gym.Env):
         a = validate_action(self.action_space, action, type(self).__name__)
         self._check_move(a)
         transitions = self.P[self.s][a]
-        if len(transitions) == 1:
-            i = 0
-        else:
-            # min() guards against a cumulative sum that ends a rounding error below 1
-            cum = self._cum[(self.s, a)]
-            i = min(int(np.searchsorted(cum, self.np_random.random(), side="right")), len(cum) - 1)
-        prob, s_next, reward, terminated = transitions[i]
+        chosen = transitions[-1]  # also the fallback if the probabilities sum a rounding error below 1
+        if len(transitions) > 1:
+            # inverse-CDF sampling; lists have at most a few outcomes, so a plain loop is fastest
+            u, acc = self.np_random.random(), 0.0
+            for t in transitions:
+                acc += t[0]
+                if u < acc:
+                    chosen = t
+                    break
+        prob, s_next, reward, terminated = chosen
         self.s, self.last_action = s_next, a
         if self.render_mode == "human":
             self.render()
