@@ -35,8 +35,10 @@ def validate_action(space: spaces.Space, action, env_name: str = "this environme
             return int(action)
     elif space.contains(action):
         return action
+    # show NumPy scalars as plain numbers ("7", not "np.int64(7)")
+    shown = action.item() if isinstance(action, (np.generic, np.ndarray)) and np.ndim(action) == 0 else action
     raise ValueError(
-        f"action {action!r} is outside the action space {space} of {env_name}: "
+        f"action {shown!r} is outside the action space {space} of {env_name}: "
         f"expected {describe_valid(space)}"
     )
 
