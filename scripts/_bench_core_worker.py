@@ -1,0 +1,318 @@
+"""One framework's side of scripts/bench_core.py, run in a child process of its own.
+
+    python scripts/_bench_core_worker.py {rlkit|torch} --threads 2 --repeats 15 --cases a,b
+    python scripts/_bench_core_worker.py rlkit --threads 2 --profile dqn_train_step
+
+Every case is written once, against a small adapter (:class:`RlkitSide`, :class:`TorchSide`)
+that hides the few places where the two APIs differ (tensor creation, integer indices, the
+Huber loss's name, max over a dimension). So both frameworks run the same program: same shapes,
+same data, same step. The parent sets the thread-count variables in this process's environment
+before it starts (BLAS and numba read them at import); torch also gets ``set_num_threads``.
+
+Prints one JSON object on stdout: per case the median milliseconds per call and the samples;
+plus versions and the BLAS this process really uses.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import json
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+BATCH = 32
+N_ACTIONS = 6
+GAMMA = 0.99
+LSTM_SHAPE = dict(batch=32, steps=32, input=64, hidden=128)
+MLP_SIZES = (4, 64, 64, 2)
+# a timed sample repeats the step until it lasts this long, so microsecond steps are measurable
+MIN_SAMPLE_S = 0.05
+# warm-up lasts at least this long too: oneDNN and the allocators settle over the first calls
+MIN_WARMUP_S = 1.0
+
+
+# ------------------------------------------------------------------------- framework adapters
+class RlkitSide:
+    """rlkit's spelling of the few operations the cases need."""
+
+    name = "rlkit"
+
+    def __init__(self, threads: int):
+        # numba and OpenBLAS take their thread counts from the environment the parent set
+        import rlkit
+        from rlkit import Tensor, nn, no_grad, optim
+        self.module, self.nn, self.optim, self.no_grad, self._Tensor = rlkit, nn, optim, no_grad, Tensor
+
+    def tensor(self, array: np.ndarray):
+        return self._Tensor(array)
+
+    def index(self, array: np.ndarray):
+        return array  # rlkit's gather takes integer NumPy arrays as they are
+
+    def huber(self, prediction, target):
+        return self.nn.huber_loss(prediction, target, delta=1.0)
+
+    def mse(self, prediction, target):
+        return self.nn.mse_loss(prediction, target)
+
+    def max(self, x, dim: int):
+        return x.max(axis=dim)
+
+    def info(self) -> dict:
+        import numba
+        return {"rlkit": _git_commit(), "numpy": np.__version__, "numba": numba.__version__,
+                "blas": _numpy_blas()}
+
+
+class TorchSide:
+    """PyTorch's spelling, plain eager mode (no compile), CPU, float32."""
+
+    name = "torch"
+
+    def __init__(self, threads: int):
+        import torch
+        torch.set_num_threads(threads)
+        self.module, self.nn, self.optim, self.no_grad = torch, torch.nn, torch.optim, torch.no_grad
+
+    def tensor(self, array: np.ndarray):
+        return self.module.from_numpy(array)
+
+    def index(self, array: np.ndarray):
+        return self.module.from_numpy(array)
+
+    def huber(self, prediction, target):
+        return self.nn.functional.smooth_l1_loss(prediction, target, beta=1.0)  # = Huber, delta 1
+
+    def mse(self, prediction, target):
+        return self.nn.functional.mse_loss(prediction, target)
+
+    def max(self, x, dim: int):
+        return x.max(dim=dim).values
+
+    def info(self) -> dict:
+        torch = self.module
+        return {"torch": torch.__version__, "numpy": np.__version__,
+                "torch_threads": torch.get_num_threads(),
+                "torch_blas": "MKL" if torch.backends.mkl.is_available() else "other",
+                "mkldnn": torch.backends.mkldnn.is_available()}
+
+
+SIDES = {"rlkit": RlkitSide, "torch": TorchSide}
+
+
+# ------------------------------------------------------------------------- the cases
+def nature_cnn(fw, n_actions: int = N_ACTIONS):
+    """Mnih et al. (2015): (N, 4, 84, 84) -> (N, n_actions)."""
+    nn = fw.nn
+    return nn.Sequential(
+        nn.Conv2d(4, 32, kernel_size=8, stride=4), nn.ReLU(),
+        nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),
+        nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),
+        nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, n_actions))
+
+
+def dqn_train_step(fw, rng):
+    """DQN update on a batch of 32 (4, 84, 84) float observations: target net under no_grad,
+    online Q at the taken actions, Huber loss, backward, Adam."""
+    online, target = nature_cnn(fw), nature_cnn(fw)
+    opt = fw.optim.Adam(online.parameters(), lr=1e-4)
+    obs = fw.tensor(rng.random((BATCH, 4, 84, 84), np.float32))
+    next_obs = fw.tensor(rng.random((BATCH, 4, 84, 84), np.float32))
+    actions = fw.index(rng.integers(0, N_ACTIONS, (BATCH, 1)))
+    rewards = fw.tensor(rng.standard_normal(BATCH).astype(np.float32))
+    not_done = fw.tensor((rng.random(BATCH) > 0.1).astype(np.float32))
+
+    def step():
+        with fw.no_grad():
+            y = rewards + GAMMA * not_done * fw.max(target(next_obs), dim=1)
+        q = online(obs).gather(1, actions).reshape(-1)
+        loss = fw.huber(q, y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def cnn_forward_b1(fw, rng):
+    """Acting: one (1, 4, 84, 84) observation through the Nature CNN, no graph."""
+    net = nature_cnn(fw)
+    obs = fw.tensor(rng.random((1, 4, 84, 84), np.float32))
+
+    def step():
+        with fw.no_grad():
+            net(obs)
+    return step
+
+
+def mlp_train_step(fw, rng):
+    """MLP 4-64-64-2 (ReLU), batch 32, MSE against fixed targets, backward, Adam."""
+    nn = fw.nn
+    layers = []
+    for n_in, n_out in zip(MLP_SIZES[:-1], MLP_SIZES[1:]):
+        layers += [nn.Linear(n_in, n_out), nn.ReLU()]
+    net = nn.Sequential(*layers[:-1])
+    opt = fw.optim.Adam(net.parameters(), lr=1e-3)
+    x = fw.tensor(rng.standard_normal((BATCH, MLP_SIZES[0])).astype(np.float32))
+    y = fw.tensor(rng.standard_normal((BATCH, MLP_SIZES[-1])).astype(np.float32))
+
+    def step():
+        loss = fw.mse(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def lstm_fwd_bwd(fw, rng):
+    """One LSTM layer over (32, 32, 64) inputs, hidden 128: forward, then backward of
+    output.sum() into the weights (the input needs no gradient)."""
+    s = LSTM_SHAPE
+    lstm = fw.nn.LSTM(s["input"], s["hidden"], batch_first=True)
+    x = fw.tensor(rng.standard_normal((s["batch"], s["steps"], s["input"])).astype(np.float32))
+
+    def step():
+        lstm.zero_grad()
+        output, _ = lstm(x)
+        output.sum().backward()
+    return step
+
+
+CASES = {f.__name__: f for f in (dqn_train_step, cnn_forward_b1, mlp_train_step, lstm_fwd_bwd)}
+
+# multiply-adds per sample of each Nature-CNN layer: output elements x fan-in
+NATURE_CNN_MACS = (32 * 20 * 20 * 4 * 8 * 8, 64 * 9 * 9 * 32 * 4 * 4, 64 * 7 * 7 * 64 * 3 * 3,
+                   3136 * 512, 512 * N_ACTIONS)
+
+
+def case_flops(case: str) -> int:
+    """Floating-point operations of the GEMM/convolution work one call of ``case`` must do
+    (2 per multiply-add; elementwise ops, losses and the optimiser are not counted).
+
+    A train step costs one forward, the weight gradients (as much again) and the input
+    gradients of every layer but the first (nothing asks for the data's gradient).
+    """
+    if case == "dqn_train_step":
+        forward = sum(NATURE_CNN_MACS)
+        macs = BATCH * (forward + 3 * forward - NATURE_CNN_MACS[0])  # target fwd + online train
+    elif case == "cnn_forward_b1":
+        macs = sum(NATURE_CNN_MACS)
+    elif case == "mlp_train_step":
+        layers = [a * b for a, b in zip(MLP_SIZES[:-1], MLP_SIZES[1:])]
+        macs = BATCH * (3 * sum(layers) - layers[0])
+    elif case == "lstm_fwd_bwd":
+        s = LSTM_SHAPE
+        gates = 4 * s["hidden"]
+        # forward: x W_ih^T and h W_hh^T; backward: both weight gradients and dh = dz W_hh
+        macs = s["batch"] * s["steps"] * gates * (2 * s["input"] + 3 * s["hidden"])
+    else:
+        raise KeyError(case)
+    return 2 * macs
+
+
+# ------------------------------------------------------------------------- timing
+def time_step(step, repeats: int, warmup: int) -> dict:
+    """Median milliseconds per call of ``step()``.
+
+    First ``step()`` once (numba compilation, first allocations), then at least ``warmup``
+    calls lasting at least MIN_WARMUP_S; their mean sets how many calls make one sample of at
+    least MIN_SAMPLE_S; then ``repeats`` samples.
+    """
+    step()
+    calls, t0 = 0, time.perf_counter()
+    while calls < warmup or time.perf_counter() - t0 < MIN_WARMUP_S:
+        step()
+        calls += 1
+    per_call = (time.perf_counter() - t0) / calls
+    inner = max(1, int(MIN_SAMPLE_S / max(per_call, 1e-9)))
+    samples = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            step()
+        samples.append((time.perf_counter() - t0) / inner * 1e3)
+    return {"median_ms": statistics.median(samples), "min_ms": min(samples),
+            "max_ms": max(samples), "calls_per_sample": inner, "samples": len(samples)}
+
+
+def profile_case(fw, case: str, seconds: float = 3.0, top: int = 25) -> None:
+    """Run ``case`` for about ``seconds`` under cProfile and print the ``top`` functions by
+    cumulative time. Time spent in BLAS or a numba kernel shows as the tottime of the Python
+    function that called it."""
+    import cProfile
+    import pstats
+    step = CASES[case](fw, np.random.default_rng(0))
+    step()
+    t0 = time.perf_counter()
+    for _ in range(5):
+        step()
+    calls = max(10, int(seconds / ((time.perf_counter() - t0) / 5)))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(calls):
+        step()
+    profiler.disable()
+    print(f"{fw.name} {case}: {calls} calls under cProfile (times include the profiler's overhead)")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
+
+
+# ------------------------------------------------------------------------- environment facts
+def _git_commit() -> str | None:
+    import subprocess
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,
+                              cwd=os.path.dirname(os.path.abspath(__file__)), check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _numpy_blas() -> dict:
+    """NumPy's BLAS: name and version from its build config, and (for OpenBLAS) the core type
+    and thread count the loaded library reports, as threadpoolctl would."""
+    build = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    info = {"name": build.get("name"), "version": build.get("version")}
+    with open("/proc/self/maps") as maps:
+        paths = sorted({line.split()[-1] for line in maps if "openblas" in line.lower()})
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
+            with contextlib.suppress(AttributeError):
+                corename = getattr(lib, f"{prefix}_get_corename{suffix}")
+                threads = getattr(lib, f"{prefix}_get_num_threads{suffix}")
+                corename.restype = ctypes.c_char_p
+                info.update(corename=corename().decode(), num_threads=threads(), library=path)
+                return info
+    return info
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("framework", choices=sorted(SIDES))
+    p.add_argument("--threads", type=int, required=True)
+    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--repeats", type=int, default=15)
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--profile", choices=sorted(CASES), help="profile this case instead of timing")
+    args = p.parse_args(argv)
+    fw = SIDES[args.framework](args.threads)
+    if args.profile:
+        profile_case(fw, args.profile)
+        return
+    fw.module.manual_seed(args.seed)  # weight initialisation (rlkit.manual_seed, torch.manual_seed)
+    results = {}
+    for case in args.cases.split(","):
+        step = CASES[case](fw, np.random.default_rng(args.seed))
+        results[case] = time_step(step, args.repeats, args.warmup)
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                           "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE")}
+    print(json.dumps({"framework": fw.name, "cases": results, "versions": fw.info(), "env": env,
+                      "python": platform.python_version()}))
+
+
+if __name__ == "__main__":
+    main()
