@@ -123,10 +123,16 @@ class TabularModel:
             T = T.toarray()
         return cls(S, A, reward, T, available, entered_ending & ~entered_going_on)
 
+    def __post_init__(self):
+        # (A, S) mask of unavailable actions, or None when every action exists everywhere
+        # (most worlds): the backup then skips a masked write over the whole table.
+        self._unavailable = None if self.available.all() else ~self.available.T
+
     def backup(self, V: np.ndarray, gamma: float) -> np.ndarray:
         """One Bellman backup. V: (S,) -> Q: (A, S), -inf for unavailable actions."""
         Q = self.reward + gamma * (self.T @ V).reshape(self.n_actions, self.n_states)
-        Q[~self.available.T] = -np.inf
+        if self._unavailable is not None:
+            Q[self._unavailable] = -np.inf
         return Q
 
     def policy_matrix(self, policy: np.ndarray):

@@ -2,13 +2,15 @@
 
 Two update rules for one table Q (S, A):
 
-``rule="book"`` -- the room chapter's algorithm, kept exactly:
+``rule="book"`` -- the room chapter's algorithm, kept exactly, for a room graph (RoomExit):
     alpha = 1 and no terminal cut-off:  Q(s, a) <- R(s, a) + gamma * max_a' Q(s', a');
     every action is drawn uniformly from the valid ones; an episode runs until the env ends
-    it, and then, as the book's loop does, one more update is made from the final state (the
-    goal) with a random valid action, its outcome read from the env's model ``P`` because the
-    Gymnasium episode is over. That last update is what lets the goal "keep paying" (5 -> 5
-    in the room world) and lifts the raw table to 500/400/320/256 at gamma = 0.8.
+    it, and then, as the book's loop does, one more update is made from the goal with a random
+    door of the goal room. The Gymnasium episode is over by then (and the env's ``P`` makes the
+    goal absorbing, as it should), so that update reads the book's reward matrix
+    ``env.unwrapped.R`` (-1 = no door; action a leads to room a). It is what lets the goal
+    "keep paying" 100 via 5 -> 5 and lifts the raw table to 500/400/320/256 at gamma = 0.8;
+    with terminal handling (rule "td", or the planners) the fixed point is 100/80/64/51.2.
 
 ``rule="td"`` (default) -- the temporal-difference rule with proper terminal handling:
     Q(s, a) <- Q(s, a) + alpha * (r + gamma * max_a' Q(s', a') * (not terminated) - Q(s, a));
@@ -29,6 +31,18 @@ from agents.base import env_signature, load_checkpoint, save_checkpoint
 from agents.mdp import discrete_sizes, model_of
 
 RULES = ("td", "book")
+NO_DOOR = -1  # the book's R marks a missing door with -1
+
+
+def _room_graph_rewards(env) -> np.ndarray:
+    """The book's reward matrix R (S, S) of a room-graph env; ValueError if it has none."""
+    R = getattr(env.unwrapped, "R", None)
+    n_states, n_actions = discrete_sizes(env)
+    if R is None or np.shape(R) != (n_states, n_actions) or n_states != n_actions:
+        raise ValueError(f"rule='book' is the room chapter's algorithm: it needs the env's "
+                         f"reward matrix R (rooms x rooms, action a = go to room a), as "
+                         f"RoomExit has; {type(env.unwrapped).__name__} has none. Use rule='td'.")
+    return np.asarray(R, dtype=float)
 
 
 class QLearning:
@@ -68,11 +82,13 @@ class QLearning:
         self._env_seeded = False
         if env is not None:
             n_states, n_actions = discrete_sizes(env)
-            if rule == "book":
-                model_of(env)  # fail now, not after the first episode, if there is no P
             self.q_table = np.zeros((n_states, n_actions))
-            # Actions seen allowed in each state (all, until an action mask says otherwise).
+            # Actions allowed in each state: all, until an action mask says otherwise; the
+            # book's rule knows the doors from R from the start.
             self.valid = np.ones((n_states, n_actions), dtype=bool)
+            if rule == "book":
+                self._book_R = _room_graph_rewards(env)
+                self.valid = self._book_R != NO_DOOR
 
     # ---- acting ---------------------------------------------------------------------------
 
@@ -114,13 +130,11 @@ class QLearning:
         return float(q[s, a])
 
     def _book_update_from_goal(self, goal: int) -> None:
-        # The book's loop updates once more from the goal before it stops; the episode is over
-        # for Gymnasium, so the outcome comes from the model P instead of env.step.
+        # The book's loop updates once more from the goal before it stops. The episode is over
+        # for Gymnasium, so the move is read from the book's R: a random door a of the goal
+        # room, reward R[goal, a], next room a.
         a = self._random(goal)
-        outcomes = model_of(self.env)[goal][a]
-        k = self.rng.choice(len(outcomes), p=[o[0] for o in outcomes])
-        _, s_next, r, _ = outcomes[k]
-        self.update(goal, a, r, int(s_next), terminated=False)
+        self.update(goal, a, self._book_R[goal, a], a, terminated=False)
 
     def learn(self, episodes: int, callback=None) -> "QLearning":
         """Run ``episodes`` episodes, updating after every step.
