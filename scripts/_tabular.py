@@ -1,0 +1,142 @@
+"""Shared by the tabular scripts: env flags, the run folder, and text tables.
+
+Not an entry point; ``scripts/train_q.py`` and ``scripts/solve_mdp.py`` import it (Python puts
+the script's own folder first on ``sys.path``).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+import gymnasium as gym
+import numpy as np
+
+import envs
+from rlkit.runs import RunDir
+
+# What a user's wrong --env or env flag raises: gymnasium's NameNotFound & co, envs.make's
+# ValueError/KeyError, or TypeError for a keyword the env's constructor does not take.
+_ENV_ERRORS = (ValueError, KeyError, TypeError, gym.error.Error)
+
+
+def fail(message) -> None:
+    """Exit with one clear line on stderr (status 2, as argparse does for bad flags)."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def add_common_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
+    """--env, the Gridworld model flags, --seed and --run-dir."""
+    parser.add_argument("--env", default=default_env,
+                        help="RoomExit, Gridworld, or any Gymnasium id with a discrete model P")
+    parser.add_argument("--living-reward", type=float, default=None,
+                        help="Gridworld: reward of entering a non-exit cell (env default if unset)")
+    parser.add_argument("--slip", type=float, default=None,
+                        help="Gridworld: probability of sliding sideways (env default if unset)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the agent and the env")
+    parser.add_argument("--run-dir", default=None,
+                        help="run folder (default: runs/<script>-<env>-<timestamp>)")
+
+
+def make_env(args: argparse.Namespace):
+    """``envs.make(args.env, **given model flags)``; exits with one line if that fails."""
+    kwargs = {name: value for name, value in (("living_reward", args.living_reward),
+                                               ("slip", args.slip)) if value is not None}
+    try:
+        return envs.make(args.env, **kwargs)
+    except _ENV_ERRORS as e:
+        fail(f"cannot make env {args.env!r}"
+             f"{' with ' + str(kwargs) if kwargs else ''}: {e}")
+
+
+def open_run(args: argparse.Namespace, script: str, hyperparams: dict) -> RunDir:
+    """The run folder (``--run-dir`` or a fresh one); ``config.json`` records every flag as
+    given and, under "hyperparams", the agent's resolved values (defaults filled in)."""
+    name = f"{script}-{args.env}".replace("/", "_")
+    run = RunDir(args.run_dir, name=name)
+    run.write_config({"script": script, **vars(args), "hyperparams": hyperparams})
+    return run
+
+
+def format_table(values: np.ndarray) -> str:
+    """A (states, actions) array as aligned text: one numbered row per state."""
+    columns = [str(a) for a in range(values.shape[1])]
+    cells = [[f"{v:.6g}" for v in row] for row in values]
+    width = max([len(c) for row in cells for c in row] + [len(c) for c in columns])
+    head = f"{'state':>6} | " + " ".join(f"{c:>{width}}" for c in columns)
+    lines = [head, "-" * len(head)]
+    lines += [f"{i:>6} | " + " ".join(f"{c:>{width}}" for c in row) for i, row in enumerate(cells)]
+    return "\n".join(lines)
+
+
+# ---- grid worlds: values and arrows drawn on the map --------------------------------------
+
+ARROWS = {"up": "↑", "right": "→", "down": "↓", "left": "←"}
+# FrozenLake publishes no action names; this is its documented order.
+GYM_ACTION_NAMES = {"FrozenLakeEnv": ("left", "down", "right", "up")}
+
+
+def grid_of(env) -> np.ndarray | None:
+    """(rows, cols) map characters of a grid world with state = row * cols + col, else None.
+
+    Read from ``grid`` (rlkit's Gridworld) or ``desc`` (FrozenLake); a map whose cell count is
+    not the number of states (Taxi's ``desc`` is a picture, not its state space) is not used.
+    """
+    u = env.unwrapped
+    for attr in ("grid", "desc"):
+        cells = getattr(u, attr, None)
+        if cells is not None:
+            cells = np.asarray(cells)
+            cells = np.char.decode(cells) if cells.dtype.kind == "S" else cells.astype(str)
+            if cells.ndim == 2 and cells.size == env.observation_space.n:
+                return cells
+    return None
+
+
+def action_names(env) -> list[str]:
+    """A name per action: the env's ``action_names``, a known Gymnasium order, or the index."""
+    u = env.unwrapped
+    names = getattr(u, "action_names", None) or GYM_ACTION_NAMES.get(type(u).__name__)
+    return list(names) if names else [str(a) for a in range(env.action_space.n)]
+
+
+def _cell_label(env, ch: str) -> str:
+    """What a cell where no decision is made shows: an exit's reward, else its map character."""
+    rewards = getattr(env.unwrapped, "exit_rewards", {})
+    return f"{rewards[ch]:+g}" if ch in rewards else ch
+
+
+def grid_maps(env, V: np.ndarray, policy: np.ndarray, terminal: np.ndarray) -> str:
+    """Values and arrows on the map. V, policy, terminal: (S,); terminal cells show labels."""
+    grid = grid_of(env)
+    names = action_names(env)
+    rows, cols = grid.shape
+    value_rows, arrow_rows = [], []
+    for r in range(rows):
+        values, arrows = [], []
+        for c in range(cols):
+            s = r * cols + c
+            if terminal[s]:
+                label = _cell_label(env, grid[r, c])
+                values.append(f"{label:>7}")
+                arrows.append(f"{label:>3}")
+            else:
+                values.append(f"{V[s]:7.3f}")
+                arrows.append(f"{ARROWS.get(names[policy[s]], names[policy[s]]):>3}")
+        value_rows.append(" ".join(values))
+        arrow_rows.append(" ".join(arrows))
+    return "Values:\n" + "\n".join(value_rows) + "\n\nPolicy:\n" + "\n".join(arrow_rows)
+
+
+def state_listing(env, V: np.ndarray, policy: np.ndarray, terminal: np.ndarray) -> str:
+    """One line per state: value and planned action (named when the env names its actions);
+    terminal states (episodes end on entering them) show no action."""
+    names = action_names(env)
+    lines = [f"{'state':>6} | {'value':>10} | action"]
+    for s, (v, a) in enumerate(zip(V, policy)):
+        if terminal[s]:
+            lines.append(f"{s:>6} | {v:10.4f} | - (terminal)")
+            continue
+        name = f" ({names[a]})" if names[a] != str(a) else ""
+        lines.append(f"{s:>6} | {v:10.4f} | {a}{name}")
+    return "\n".join(lines)
