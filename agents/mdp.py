@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from gymnasium.spaces import Discrete
 
 # Largest A*S*S kept as a dense matrix (8 MiB of float64); larger worlds use CSR.
 DENSE_MAX_ENTRIES = 1 << 20
@@ -32,8 +33,6 @@ def discrete_sizes(env) -> tuple[int, int]:
 
     Raises ValueError naming the space that is not Discrete.
     """
-    from gymnasium.spaces import Discrete
-
     for what, space in (("observation", env.observation_space), ("action", env.action_space)):
         if not isinstance(space, Discrete):
             raise ValueError(f"tabular agents need a Discrete {what} space; "
