@@ -98,7 +98,8 @@ def make_pong(
         `screen_size` do not apply.
     actions: "minimal" (Discrete(6)), "full" (Discrete(18)) or "updown" (Discrete(2):
         0 = UP, 1 = DOWN; ALE actions `UPDOWN_ACTIONS`).
-    max_num_frames_per_episode: ALE frames (not agent steps) before truncation.
+    max_num_frames_per_episode: ALE frames (not agent steps) before truncation, counted from
+        the reset with the no-op frames (ale-py's native vector env counts after them).
     render_mode: None, "rgb_array" or "human" (the raw 210x160 game screen).
     """
     _check_choice("preprocess", preprocess, PREPROCESSINGS)
