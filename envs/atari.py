@@ -1,6 +1,7 @@
 """Atari Pong through ale-py, preprocessed with Gymnasium's own wrappers.
 
-Settings (the same for the single env and the vector env; each is a keyword argument):
+Settings (`PongSettings`; the same for the single env and the vector env, each a keyword
+argument of `make_pong` / `make_pong_vec`):
 - sticky actions: `repeat_action_probability=0.25` (Machado et al. 2018 and ale-py's v5
   default; the 2015 DQN paper used 0, pass 0.0 to reproduce it);
 - action set: the minimal one, 6 actions for Pong (`actions="minimal"`); `actions="full"`
@@ -15,6 +16,7 @@ Settings (the same for the single env and the vector env; each is a keyword argu
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import ale_py
 import gymnasium as gym
@@ -71,66 +73,82 @@ def _frame_difference(stack: np.ndarray) -> np.ndarray:
 
 
 def _check_choice(name: str, value, choices) -> None:
+    """Raise ValueError unless `value` is one of `choices`."""
     if value not in choices:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class PongSettings:
+    """The Atari settings `make_pong` and `make_pong_vec` share (why: see the module docstring)."""
+
+    actions: str = "minimal"
+    """"minimal" (Discrete(6)), "full" (Discrete(18)) or "updown" (Discrete(2): 0 = UP, 1 = DOWN,
+    sent to ALE as `UPDOWN_ACTIONS`)."""
+    repeat_action_probability: float = 0.25
+    """Sticky actions: chance that ALE repeats the previous action on each frame."""
+    noop_max: int = 30
+    """At most this many NOOPs after each reset (uniform 1..noop_max; 0 turns them off)."""
+    frame_skip: int = 4
+    """Frames per agent step; the observation is the max over the last two."""
+    terminal_on_life_loss: bool = False
+    """End the episode when a life is lost (Pong has none)."""
+    clip_rewards: bool = False
+    """Clip rewards to [-1, 1] (after `info["episode"]` recorded the raw ones)."""
+    max_num_frames_per_episode: int = 108_000
+    """ALE frames before truncation, counted from the reset with the no-op frames (ale-py's
+    native vector env counts after them)."""
+
+    def __post_init__(self):
+        """Validate the action set name."""
+        _check_choice("actions", self.actions, ACTION_SETS)
 
 
 def make_pong(
     preprocess: str = "dqn",
     *,
-    actions: str = "minimal",
-    clip_rewards: bool = False,
-    repeat_action_probability: float = 0.25,
-    noop_max: int = 30,
-    frame_skip: int = 4,
     frame_stack: int | None = None,
     screen_size: int | None = None,
-    terminal_on_life_loss: bool = False,
-    max_num_frames_per_episode: int = 108_000,
     render_mode: str | None = None,
+    **settings,
 ) -> gym.Env:
-    """ALE Pong with the module's settings and one of two preprocessings.
+    """ALE Pong with one of two preprocessings; `settings` are `PongSettings` fields.
 
     preprocess="dqn": observations uint8 (frame_stack, screen_size, screen_size), default
         (4, 84, 84): greyscale frames, newest last; on reset the first frame is repeated.
     preprocess="pg": the book's input, float32 (6400,): `pg_preprocess` of the newest frame
         minus that of the previous one (zeros right after reset). `frame_stack` and
         `screen_size` do not apply.
-    actions: "minimal" (Discrete(6)), "full" (Discrete(18)) or "updown" (Discrete(2):
-        0 = UP, 1 = DOWN; ALE actions `UPDOWN_ACTIONS`).
-    max_num_frames_per_episode: ALE frames (not agent steps) before truncation, counted from
-        the reset with the no-op frames (ale-py's native vector env counts after them).
     render_mode: None, "rgb_array" or "human" (the raw 210x160 game screen).
     """
     _check_choice("preprocess", preprocess, PREPROCESSINGS)
-    _check_choice("actions", actions, ACTION_SETS)
+    cfg = PongSettings(**settings)
     if preprocess == "pg" and (frame_stack is not None or screen_size is not None):
         raise ValueError("frame_stack and screen_size apply to preprocess='dqn' only; 'pg' uses 80x80 differences")
     env = gym.make(
         PONG_ID,
         frameskip=1,  # AtariPreprocessing skips (and max-pools) itself
-        repeat_action_probability=repeat_action_probability,
-        full_action_space=actions == "full",
-        max_num_frames_per_episode=max_num_frames_per_episode,
+        repeat_action_probability=cfg.repeat_action_probability,
+        full_action_space=cfg.actions == "full",
+        max_num_frames_per_episode=cfg.max_num_frames_per_episode,
         render_mode=render_mode,
     )
+    common = dict(noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, terminal_on_life_loss=cfg.terminal_on_life_loss)
     if preprocess == "dqn":
-        env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip,
-                                 screen_size=screen_size or 84, terminal_on_life_loss=terminal_on_life_loss)
+        env = AtariPreprocessing(env, screen_size=84 if screen_size is None else screen_size, **common)
         env = RecordEpisodeStatistics(env)
-        env = FrameStackObservation(env, frame_stack or 4, padding_type="reset")
+        env = FrameStackObservation(env, 4 if frame_stack is None else frame_stack, padding_type="reset")
     else:
         h, w, _ = env.observation_space.shape
-        env = AtariPreprocessing(env, noop_max=noop_max, frame_skip=frame_skip, screen_size=(w, h),
-                                 terminal_on_life_loss=terminal_on_life_loss, grayscale_obs=False)
+        env = AtariPreprocessing(env, screen_size=(w, h), grayscale_obs=False, **common)
         env = TransformObservation(env, pg_preprocess, spaces.Box(0.0, 1.0, (PG_SIZE,), np.float32))
         # "reset" padding repeats the first frame, so the first difference is exactly zero
         env = FrameStackObservation(env, 2, padding_type="reset")
         env = TransformObservation(env, _frame_difference, spaces.Box(-1.0, 1.0, (PG_SIZE,), np.float32))
         env = RecordEpisodeStatistics(env)
-    if clip_rewards:
+    if cfg.clip_rewards:
         env = ClipReward(env, -1.0, 1.0)
-    if actions == "updown":
+    if cfg.actions == "updown":
         env = TransformAction(env, UPDOWN_ACTIONS.__getitem__, spaces.Discrete(2))
     return ActionCheck(env, "Pong")
 
@@ -169,15 +187,24 @@ class _NativeStackFix(VectorWrapper):
         return self._fill(obs), rewards, terminated, truncated, info
 
     def _fill(self, obs: np.ndarray) -> np.ndarray:
+        """Overwrite the zero padding of young episodes, in place, with their first frame."""
         for i in np.flatnonzero(self._age < self._stack):
             first = self._stack - self._age[i]
             obs[i, :first] = obs[i, first]
         return obs
 
 
-def make_pong_vec(num_envs: int, preprocess: str = "dqn", *, vectorization_mode: str | None = None,
-                  **kwargs) -> gym.vector.VectorEnv:
-    """`num_envs` Pong envs stepped together, with the same settings and arguments as `make_pong`.
+def make_pong_vec(
+    num_envs: int,
+    preprocess: str = "dqn",
+    *,
+    vectorization_mode: str | None = None,
+    frame_stack: int | None = None,
+    screen_size: int | None = None,
+    render_mode: str | None = None,
+    **settings,
+) -> gym.vector.VectorEnv:
+    """`num_envs` Pong envs stepped together, with the same arguments as `make_pong`.
 
     The native ale-py vector env (C++ threads) is used when it can reproduce `make_pong`:
     preprocess="dqn", actions "minimal"/"full", no render_mode. Otherwise (or with
@@ -188,52 +215,37 @@ def make_pong_vec(num_envs: int, preprocess: str = "dqn", *, vectorization_mode:
     if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
     _check_choice("vectorization_mode", vectorization_mode, (None, "vector_entry_point", "sync", "async"))
-    native_fits = (preprocess == "dqn" and kwargs.get("actions", "minimal") != "updown"
-                   and kwargs.get("render_mode") is None)
+    _check_choice("preprocess", preprocess, PREPROCESSINGS)
+    cfg = PongSettings(**settings)
+    native_fits = preprocess == "dqn" and cfg.actions != "updown" and render_mode is None
     if vectorization_mode == "vector_entry_point" and not native_fits:
         raise ValueError("the native ale-py vector env supports preprocess='dqn' without "
                          "actions='updown' or render_mode; use vectorization_mode='sync' or 'async'")
     if vectorization_mode in ("sync", "async") or not native_fits:
-        make_one = functools.partial(make_pong, preprocess, **kwargs)
+        make_one = functools.partial(make_pong, preprocess, frame_stack=frame_stack, screen_size=screen_size,
+                                     render_mode=render_mode, **settings)
         cls = gym.vector.AsyncVectorEnv if vectorization_mode == "async" else gym.vector.SyncVectorEnv
         return cls([make_one] * num_envs)
-    return _make_native(num_envs, **kwargs)
-
-
-def _make_native(
-    num_envs: int,
-    *,
-    actions: str = "minimal",
-    clip_rewards: bool = False,
-    repeat_action_probability: float = 0.25,
-    noop_max: int = 30,
-    frame_skip: int = 4,
-    frame_stack: int | None = None,
-    screen_size: int | None = None,
-    terminal_on_life_loss: bool = False,
-    max_num_frames_per_episode: int = 108_000,
-) -> gym.vector.VectorEnv:
-    """ale-py's AtariVectorEnv configured like `make_pong(preprocess="dqn")`."""
-    _check_choice("actions", actions, ACTION_SETS)
-    stack, size = frame_stack or 4, screen_size or 84
+    stack = 4 if frame_stack is None else frame_stack
+    size = 84 if screen_size is None else screen_size
     venv = AtariVectorEnv(
         "pong",
         num_envs,
-        repeat_action_probability=repeat_action_probability,
-        full_action_space=actions == "full",
-        noop_max=noop_max,
-        frameskip=frame_skip,
+        repeat_action_probability=cfg.repeat_action_probability,
+        full_action_space=cfg.actions == "full",
+        noop_max=cfg.noop_max,
+        frameskip=cfg.frame_skip,
         maxpool=True,
         stack_num=stack,
         img_height=size,
         img_width=size,
         grayscale=True,
-        episodic_life=terminal_on_life_loss,
+        episodic_life=cfg.terminal_on_life_loss,
         reward_clipping=False,  # clipped below, after the episode statistics saw the raw reward
         use_fire_reset=False,  # AtariPreprocessing does not press FIRE either
-        max_num_frames_per_episode=max_num_frames_per_episode,
+        max_num_frames_per_episode=cfg.max_num_frames_per_episode,
     )
     env = vector_wrappers.RecordEpisodeStatistics(_NativeStackFix(venv, stack))
-    if clip_rewards:
+    if cfg.clip_rewards:
         env = vector_wrappers.ClipReward(env, -1.0, 1.0)
     return env

@@ -28,14 +28,17 @@ def register() -> None:
                      max_episode_steps=GRIDWORLD_MAX_STEPS)
 
 
-def _resolve(name: str) -> tuple[str, str | None]:
-    """(kind, gymnasium_id): kind is "pong", "id" (a registered or module-qualified id)."""
+def _resolve(name: str) -> str | None:
+    """The Gymnasium id `name` stands for, or None for "Pong" (built by `envs.atari`).
+
+    Raises ValueError for a name that is neither a short name nor a Gymnasium id.
+    """
     for short, env_id in SHORT_NAMES.items():
         if name.lower() == short.lower():
-            return ("pong", None) if env_id is None else ("id", env_id)
+            return env_id
     # "module:Env-v0" makes Gymnasium import the module that registers the id
     if name in gym.registry or ":" in name:
-        return "id", name
+        return name
     close = difflib.get_close_matches(name, list(SHORT_NAMES) + list(gym.registry), n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(
@@ -54,8 +57,8 @@ def make(name: str, **kwargs) -> gym.Env:
     wrapped so an out-of-range action raises a ValueError naming the valid range.
     Short names are case-insensitive. Unknown names raise ValueError listing the short names.
     """
-    kind, env_id = _resolve(name)
-    if kind == "pong":
+    env_id = _resolve(name)
+    if env_id is None:
         return make_pong(**kwargs)
     env = gym.make(env_id, **kwargs)
     # rlkit's own worlds validate actions themselves
@@ -70,8 +73,8 @@ def make_vec(name: str, num_envs: int, *, vectorization_mode: str | None = None,
     Anything else: `gymnasium.make_vec` with `vectorization_mode` "sync" (default) or "async",
     or "vector_entry_point" for ids that have a native vector env (e.g. ALE/*-v5).
     """
-    kind, env_id = _resolve(name)
-    if kind == "pong":
+    env_id = _resolve(name)
+    if env_id is None:
         return make_pong_vec(num_envs, vectorization_mode=vectorization_mode, **kwargs)
     mode = vectorization_mode or "sync"
     wrappers = None if mode == "vector_entry_point" or env_id in (ROOM_EXIT_ID, GRIDWORLD_ID) else [ActionCheck]

@@ -50,6 +50,8 @@ def test_action_sets():
         make_pong(actions="left")
     with pytest.raises(ValueError, match=r"preprocess must be one of \['dqn', 'pg'\]"):
         envs.make("Pong", preprocess="karpathy")
+    with pytest.raises(TypeError, match="sticky"):
+        envs.make_vec("Pong", 2, sticky=0.0)
 
 
 def test_updown_actions_move_the_paddle_up_then_down():
