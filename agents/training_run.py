@@ -1,0 +1,183 @@
+"""What a learn() loop reports to, shared by every deep agent (DQN, policy gradients).
+
+A :class:`TrainingRun` owns the run directory's files and the loop's bookkeeping:
+``progress.csv`` (one row per finished episode), ``eval.csv`` (one row per evaluation),
+``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic), the progress bar and the
+Ctrl+C / SIGTERM flag. The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
+``after_step`` evaluates and checkpoints on schedule and says when to stop.
+
+Evaluation plays greedy episodes on a separate env (``agents.common.evaluate``);
+:func:`env_snapshot` /
+:func:`env_restore` save and restore the state of the simple worlds (toy-text and classic
+control) so that a resumed run continues the very same episode. Envs they do not know (ALE)
+resume with a fresh episode instead; the agent says so in its docstring.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+from agents.common import evaluate
+from rlkit.runs import RunDir
+from rlkit.training import ProgressBar, StopSignal, generator_state, restore_generator
+
+PROGRESS_FIELDS = ["step", "episode", "return", "length", "epsilon", "loss", "steps_per_second",
+                   "wall_time"]
+EVAL_FIELDS = ["step", "mean_return", "std_return", "episodes"]
+
+
+class TrainingRun:
+    """Bookkeeping of one training run (see the module docstring).
+
+    run_dir: a RunDir, or None to keep nothing on disk (tests, quick experiments).
+    total_steps: where the progress bar ends.
+    eval_env / eval_every / eval_episodes: evaluation schedule, in environment steps.
+    checkpoint_every: steps between ``latest`` checkpoints (0: only at the end and on stop).
+    save_replay: also write the agent's replay memory when checkpointing (agents that have one).
+    """
+
+    def __init__(self, run_dir: RunDir | None, total_steps: int, *, eval_env=None,
+                 eval_every: int = 0, eval_episodes: int = 5, checkpoint_every: int = 0,
+                 save_replay: bool = False, progress: bool = True, window: int = 20):
+        self.run_dir, self.total_steps = run_dir, total_steps
+        self.eval_env, self.eval_every, self.eval_episodes = eval_env, eval_every, eval_episodes
+        self.checkpoint_every, self.save_replay, self.show_progress = checkpoint_every, save_replay, progress
+        self.recent_returns = deque(maxlen=window)
+        self.best_eval = -math.inf
+        self.last_loss = float("nan")
+        self._progress_log = run_dir.logger("progress.csv", PROGRESS_FIELDS) if run_dir else None
+        self._eval_log = run_dir.logger("eval.csv", EVAL_FIELDS) if run_dir else None
+        self._stop = StopSignal()
+        self._bar = None
+        self._clock_start = time.monotonic()
+        self._wall_offset = 0.0  # wall time of earlier sessions of a resumed run
+        self._rate_mark = (0, time.monotonic())
+        self.steps_per_second = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+    def __enter__(self) -> "TrainingRun":
+        self._stop.__enter__()
+        return self
+
+    def start(self, step: int, wall_time: float = 0.0, best_eval: float = -math.inf) -> None:
+        """Begin (or resume) at ``step``; ``wall_time`` and ``best_eval`` carry over on resume."""
+        self._wall_offset, self.best_eval = wall_time, best_eval
+        self._clock_start = time.monotonic()
+        self._rate_mark = (step, time.monotonic())
+        self._bar = ProgressBar(self.total_steps, initial=step, enabled=self.show_progress)
+
+    def __exit__(self, *exc) -> bool:
+        if self._bar is not None:
+            self._bar.close()
+        for log in (self._progress_log, self._eval_log):
+            if log is not None:
+                log.close()
+        return self._stop.__exit__(*exc)
+
+    @property
+    def wall_time(self) -> float:
+        """Seconds of training so far, earlier sessions of a resumed run included."""
+        return self._wall_offset + time.monotonic() - self._clock_start
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.requested
+
+    # ------------------------------------------------------------------ per step / episode
+    def episode_end(self, step: int, episode: int, episode_return: float, length: int,
+                    epsilon: float = float("nan")) -> None:
+        """Record a finished training episode in progress.csv."""
+        self.recent_returns.append(episode_return)
+        if self._progress_log is not None:
+            self._progress_log.write({
+                "step": step, "episode": episode, "return": episode_return, "length": length,
+                "epsilon": round(epsilon, 5), "loss": self.last_loss,
+                "steps_per_second": round(self.steps_per_second, 1),
+                "wall_time": round(self.wall_time, 2)})
+
+    def after_step(self, agent, step: int, epsilon: float = float("nan")) -> bool:
+        """Advance the bar; evaluate and checkpoint on schedule. True when the loop must stop."""
+        now = time.monotonic()
+        if now - self._rate_mark[1] >= 2.0:
+            self.steps_per_second = (step - self._rate_mark[0]) / (now - self._rate_mark[1])
+            self._rate_mark = (step, now)
+        if self._bar is not None:
+            mean = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
+            self._bar.update(step, eps=epsilon, ret=mean, loss=self.last_loss)
+        if self.eval_every and step % self.eval_every == 0:
+            self.evaluate(agent, step)
+        if self.checkpoint_every and step % self.checkpoint_every == 0:
+            self.checkpoint(agent)
+        return self.stop_requested
+
+    def evaluate(self, agent, step: int) -> float:
+        """Evaluate now, append to eval.csv, and save ``best`` when the mean improves."""
+        if self.eval_env is None:
+            return float("nan")
+        returns = evaluate(agent, self.eval_env, self.eval_episodes)
+        mean = float(returns.mean())
+        if self._eval_log is not None:
+            self._eval_log.write({"step": step, "mean_return": mean,
+                                  "std_return": float(returns.std()), "episodes": len(returns)})
+        if mean > self.best_eval:
+            self.best_eval = mean
+            if self.run_dir is not None:
+                agent.save(self.run_dir.checkpoints / "best.npz")
+        return mean
+
+    def checkpoint(self, agent) -> Path | None:
+        """Write ``checkpoints/latest.npz`` (and the replay memory when asked)."""
+        if self.run_dir is None:
+            return None
+        path = self.run_dir.checkpoints / "latest.npz"
+        agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval},
+                   replay_path=self.run_dir.checkpoints / "replay.npz" if self.save_replay else None)
+        return path
+
+
+# ---------------------------------------------------------------------- env state for resume
+_STATE_ATTRIBUTES = ("s", "lastaction", "state", "steps_beyond_terminated")
+
+
+def env_snapshot(env) -> str | None:
+    """The state of a toy-text or classic-control env (plus its time limit) as JSON, else None."""
+    base = env.unwrapped
+    if not any(hasattr(base, name) for name in ("s", "state")) or "ale" in type(base).__name__.lower():
+        return None
+    attributes = {}
+    for name in _STATE_ATTRIBUTES:
+        if hasattr(base, name):
+            value = getattr(base, name)
+            attributes[name] = value.tolist() if isinstance(value, np.ndarray) else (
+                value.item() if isinstance(value, np.generic) else value)
+    return json.dumps({"attributes": attributes, "rng": generator_state(base.np_random),
+                       "elapsed": _time_limit_steps(env)})
+
+
+def env_restore(env, snapshot: str) -> None:
+    """Put an env back into a state from :func:`env_snapshot` (it must have been reset once)."""
+    data = json.loads(snapshot)
+    base = env.unwrapped
+    for name, value in data["attributes"].items():
+        current = getattr(base, name, None)
+        setattr(base, name, np.asarray(value, dtype=current.dtype) if isinstance(current, np.ndarray) else value)
+    restore_generator(base.np_random, data["rng"])
+    wrapper = env
+    while hasattr(wrapper, "env"):
+        if hasattr(wrapper, "_elapsed_steps"):
+            wrapper._elapsed_steps = data["elapsed"]
+        wrapper = wrapper.env
+
+
+def _time_limit_steps(env):
+    wrapper = env
+    while hasattr(wrapper, "env"):
+        if hasattr(wrapper, "_elapsed_steps"):
+            return wrapper._elapsed_steps
+        wrapper = wrapper.env
+    return None
