@@ -31,7 +31,7 @@ import numpy as np
 from gymnasium import spaces
 
 from agents import networks
-from agents.common import ObsAdapter, prefixed, seed_everything, unprefixed
+from agents.networks import ObsAdapter, prefixed, seed_everything, unprefixed
 from agents.base import env_signature, load_checkpoint, save_checkpoint
 from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit import nn, no_grad, optim

@@ -12,7 +12,8 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
-from rlkit import nn
+from rlkit import Tensor, manual_seed, nn
+from rlkit.backend import array_module_for
 
 
 def is_image_space(space) -> bool:
@@ -54,3 +55,48 @@ def encode(space, obs: np.ndarray) -> np.ndarray:
         out[np.arange(obs.shape[0]), obs.astype(np.int64).reshape(-1)] = 1.0
         return out
     return obs.astype(np.float32).reshape(obs.shape[0], -1)
+
+
+class ObsAdapter:
+    """Raw observation batch (N, *space shape) -> float32 Tensor on ``device``.
+
+    Box vectors pass as they are, uint8 images are scaled to [0, 1], Discrete(n) states become
+    one-hot rows (N, n). Other spaces raise ValueError.
+    """
+
+    def __init__(self, space, device: str = "cpu"):
+        if not isinstance(space, (spaces.Discrete, spaces.Box)):
+            raise ValueError(f"observations of type {type(space).__name__} are not supported: "
+                             "expected a Box (vectors or images) or Discrete space")
+        self.space, self.device = space, device
+        self._xp = array_module_for(device)
+
+    def __call__(self, obs) -> Tensor:
+        xp, space = self._xp, self.space
+        if isinstance(space, spaces.Discrete):
+            index = np.asarray(obs, dtype=np.int64).reshape(-1) - space.start
+            return Tensor(xp.asarray(np.eye(space.n, dtype=np.float32)[index]))
+        # move first, then convert: a uint8 frame is 4x smaller to copy to a GPU
+        batch = xp.asarray(obs).astype(np.float32)
+        if space.dtype == np.uint8:
+            batch *= np.float32(1.0 / 255.0)
+        return Tensor(batch)
+
+
+def seed_everything(seed: int | None) -> np.random.Generator:
+    """Seed rlkit's global generator (weight initialisation) and return the agent's own
+    generator for its random choices; ``None`` leaves both unpredictable."""
+    if seed is not None:
+        manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def prefixed(prefix: str, state: dict) -> dict:
+    """``{"<prefix>/<name>": array}``: several state dicts side by side in one checkpoint."""
+    return {f"{prefix}/{name}": np.asarray(value) for name, value in state.items()}
+
+
+def unprefixed(prefix: str, arrays: dict) -> dict:
+    """The entries of ``arrays`` saved by ``prefixed(prefix, ...)``, under their own names."""
+    start = prefix + "/"
+    return {name[len(start):]: value for name, value in arrays.items() if name.startswith(start)}

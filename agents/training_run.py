@@ -6,8 +6,7 @@ A :class:`TrainingRun` owns the run directory's files and the loop's bookkeeping
 Ctrl+C / SIGTERM flag. The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
 ``after_step`` evaluates and checkpoints on schedule and says when to stop.
 
-Evaluation plays greedy episodes on a separate env (``agents.common.evaluate``);
-:func:`env_snapshot` /
+:func:`evaluate` plays greedy episodes on a separate env; :func:`env_snapshot` /
 :func:`env_restore` save and restore the state of the simple worlds (toy-text and classic
 control) so that a resumed run continues the very same episode. Envs they do not know (ALE)
 resume with a fresh episode instead; the agent says so in its docstring.
@@ -22,13 +21,33 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.common import evaluate
 from rlkit.runs import RunDir
 from rlkit.training import ProgressBar, StopSignal, generator_state, restore_generator
 
 PROGRESS_FIELDS = ["step", "episode", "return", "length", "epsilon", "loss", "steps_per_second",
                    "wall_time"]
 EVAL_FIELDS = ["step", "mean_return", "std_return", "episodes"]
+
+
+def evaluate(agent, env, episodes: int = 10, deterministic: bool = True,
+             seed: int | None = None) -> np.ndarray:
+    """Returns (episodes,) of whole episodes played with ``agent.predict(obs, deterministic)``.
+
+    A recurrent agent's memory is cleared (``agent.reset_state()``) at every episode start;
+    ``seed`` seeds the first reset, so two calls with one seed see the same episodes.
+    """
+    returns = np.zeros(episodes)
+    reset_state = getattr(agent, "reset_state", None)
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed if i == 0 else None)
+        if reset_state is not None:
+            reset_state()
+        done = False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic))
+            returns[i] += float(reward)
+            done = terminated or truncated
+    return returns
 
 
 class TrainingRun:
@@ -50,6 +69,7 @@ class TrainingRun:
         self.recent_returns = deque(maxlen=window)
         self.best_eval = -math.inf
         self.last_loss = float("nan")
+        self.last_eval_step = None
         self._progress_log = run_dir.logger("progress.csv", PROGRESS_FIELDS) if run_dir else None
         self._eval_log = run_dir.logger("eval.csv", EVAL_FIELDS) if run_dir else None
         self._stop = StopSignal()
@@ -117,8 +137,9 @@ class TrainingRun:
 
     def evaluate(self, agent, step: int) -> float:
         """Evaluate now, append to eval.csv, and save ``best`` when the mean improves."""
-        if self.eval_env is None:
+        if self.eval_env is None or step == self.last_eval_step:
             return float("nan")
+        self.last_eval_step = step
         returns = evaluate(agent, self.eval_env, self.eval_episodes)
         mean = float(returns.mean())
         if self._eval_log is not None:
