@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -97,6 +98,7 @@ def main() -> None:
         # the native env without rlkit's wrappers, to show what they cost
         f"bare AtariVectorEnv({VECTOR_SIZES[-1]})": ("vector", bare_vector),
     }
+    load_before = os.getloadavg()[0]  # other jobs on the machine move these numbers a lot
     built = {name: (kind, make()) for name, (kind, make) in variants.items()}
     runs: dict[str, list[float]] = {name: [] for name in variants}
     for r in range(args.repeats):
@@ -107,6 +109,7 @@ def main() -> None:
             print(f"  pass {r + 1}/{args.repeats}  {name:<32} {runs[name][-1]:9.0f} steps/s", file=sys.stderr)
     for _, env in built.values():
         env.close()
+    load_after = os.getloadavg()[0]
 
     median = {name: statistics.median(v) for name, v in runs.items()}
     ratio = median["rlkit envs.make('Pong')"] / median["hand-built DQN Pong"]
@@ -116,10 +119,11 @@ def main() -> None:
         print(f"{name:<34}{median[name]:>15.0f}{min(v):>9.0f}{max(v):>9.0f}")
     print(f"\nrlkit / hand-built: {ratio:.3f} (target >= {RATIO_TARGET})")
     print(f"best vectorised: {median[vec_best_name]:.0f} steps/s, {vec_best_name} (target >= {VECTOR_TARGET:.0f})")
+    print(f"1-min load average: {load_before:.2f} before, {load_after:.2f} after ({os.cpu_count()} CPUs)")
 
     result = {
-        "command": "python scripts/bench_envs.py " + " ".join(sys.argv[1:]),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "command": shlex.join(["python", "scripts/bench_envs.py", *sys.argv[1:]]),
+        "machine": {"cpus": os.cpu_count(), "load_avg_1min_before": load_before, "load_avg_1min_after": load_after, "platform": platform.platform(), "python": platform.python_version(),
                     "numpy": np.__version__, "gymnasium": gym.__version__, "ale_py": ale_py.__version__},
         "settings": {"seconds": args.seconds, "repeats": args.repeats, "seed": args.seed, "actions": "uniform random",
                      "pong": "sticky 0.25, minimal action set, frame skip 4 + max-pool, noop_max 30, 84x84x4"},

@@ -89,6 +89,22 @@ def test_out_of_range_action_names_valid_range(kwargs, valid):
     env.close()
 
 
+@pytest.mark.parametrize("vector", [False, True])
+def test_seeded_rollouts_are_reproducible(vector):
+    # sticky actions and no-op starts are random: the seed must fix both
+    def rollout(seed):
+        env = make_pong_vec(2) if vector else make_pong()
+        frames = [env.reset(seed=seed)[0]]
+        for t in range(30):
+            a = np.array([t % 6, (t + 3) % 6]) if vector else t % 6
+            frames.append(env.step(a)[0])
+        env.close()
+        return np.stack(frames)
+
+    np.testing.assert_array_equal(rollout(5), rollout(5))
+    assert not np.array_equal(rollout(5), rollout(6))
+
+
 # --- policy-gradient preprocessing -------------------------------------------------------
 def test_pg_preprocess_blank_and_background_frames_are_zero():
     assert not pg_preprocess(np.zeros((210, 160, 3), np.uint8)).any()
