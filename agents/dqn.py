@@ -196,20 +196,25 @@ class DQN:
         return int(np.argmax(self.q_values(obs)))
 
     # ------------------------------------------------------------------ learning
-    def train_step(self) -> float:
-        """One gradient step on a sampled batch; returns the loss."""
+    def targets(self, batch):
+        """TD targets y (B,) for a replay batch, on the agent's device (no gradient)."""
         c, xp = self.config, self.xp
-        batch = self.replay.sample(c.batch_size)
-        obs, next_obs = self.adapt(batch.obs), self.adapt(batch.next_obs)
-        actions = to_device(batch.actions, self.device)
+        next_obs = self.adapt(batch.next_obs)
         with no_grad():
             next_q_target = self.target_net(next_obs).data
             chooser = self.q_net(next_obs).data if c.double_dqn else next_q_target
             best = chooser.argmax(axis=1)
             next_values = next_q_target[xp.arange(len(best)), best]
-            y = td_targets(to_device(batch.rewards, self.device), to_device(batch.dones, self.device),
-                           next_values, c.gamma)
-        q_taken = self.q_net(obs).gather(1, actions[:, None]).reshape(-1)
+        return td_targets(to_device(batch.rewards, self.device), to_device(batch.dones, self.device),
+                          next_values, c.gamma)
+
+    def train_step(self) -> float:
+        """One gradient step on a sampled batch; returns the loss."""
+        c = self.config
+        batch = self.replay.sample(c.batch_size)
+        y = self.targets(batch)
+        actions = to_device(batch.actions, self.device)
+        q_taken = self.q_net(self.adapt(batch.obs)).gather(1, actions[:, None]).reshape(-1)
         loss = nn.huber_loss(q_taken, y) if c.loss == "huber" else nn.mse_loss(q_taken, y)
         self.optimizer.zero_grad()
         loss.backward()

@@ -39,9 +39,10 @@ def add_common_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
 
 
 def make_env(args: argparse.Namespace):
-    """``envs.make(args.env, **given model flags)``; exits with one line if that fails."""
+    """``envs.make(args.env, **given model flags and --env-kwargs)``; exits with one line if that fails."""
     kwargs = {name: value for name, value in (("living_reward", args.living_reward),
                                                ("slip", args.slip)) if value is not None}
+    kwargs.update(getattr(args, "env_kwargs", None) or {})
     try:
         return envs.make(args.env, **kwargs)
     except _ENV_ERRORS as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import json
 import dataclasses
 import inspect
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from _tabular import add_common_flags, fail, make_env, open_run
 
-from agents.dqn import DQN, DQNConfig, default_config, preset_for
+from agents.dqn import DQN, DQNConfig, preset_for
 from agents.training_run import TrainingRun
 from rlkit.backend import DeviceUnavailableError
 from rlkit.plotting import reward_curve
@@ -54,6 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--save-replay", action="store_true",
                         help="also checkpoint the replay memory (resume then continues exactly)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
+                        help='extra keyword arguments for envs.make, e.g. \'{"max_num_frames_per_episode": 4000}\'')
     docs = field_docs(DQNConfig)
     group = parser.add_argument_group("DQN hyper-parameters (unset: the env kind's preset)")
     for field in dataclasses.fields(DQNConfig):
@@ -103,9 +106,8 @@ def main(argv=None) -> int:
                              **({"device": args.device} if args.device else {}))
         else:
             hyper = hyperparams_from(args)
-            config = default_config(env.observation_space, **hyper)
-            run = open_run(args, "dqn", dataclasses.asdict(config))
-            agent = DQN(env, **hyper)
+            agent = DQN(env, **hyper)   # before the run folder: a refused config leaves nothing
+            run = open_run(args, "dqn", dataclasses.asdict(agent.config))
     except (ValueError, DeviceUnavailableError) as e:
         fail(e)
     print(f"run directory: {run.path}  ({kind} preset, {agent.steps:,} of {args.steps:,} steps done)")
