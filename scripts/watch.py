@@ -1,0 +1,245 @@
+"""Watch a trained agent play, in a pygame window with what it thinks beside the game.
+
+    python scripts/watch.py RUN_DIR_OR_CHECKPOINT [--episodes N] [--fps F]
+    python scripts/watch.py --env Gridworld --random --record clip.gif --headless
+    python scripts/watch.py --env Pong --play          # you play, with the up/down arrows
+
+The agent class comes from the checkpoint's header and the env from the run's config.json
+(``--env`` overrides). A run directory is watched from ``checkpoints/best.npz``, else
+``checkpoints/latest.npz``, else ``agent.npz`` (tabular scripts); pass a file to choose.
+The panel shows Q-values (or, for a random agent, action probabilities) as bars with the
+chosen action highlighted; on RoomExit and Gridworld the map shows every state's value as a
+colour and the greedy action as an arrow. Keys: space pause, right arrow one step, +/-
+speed, r restart, q or Esc quit. ``--record out.mp4|out.gif`` writes every frame shown;
+``--headless`` draws off-screen (no display needed) and does not wait between steps.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from _tabular import action_names, fail, make_env
+
+from agents.dqn import DQN
+from agents.planning import PolicyIteration, ValueIteration
+from agents.q_learning import QLearning
+from envs.atari import UPDOWN_ACTIONS
+from rlkit.runs import read_json
+from rlkit.viewer import PanelInfo, Viewer
+
+AGENT_CLASSES = {cls.__name__: cls for cls in (QLearning, ValueIteration, PolicyIteration, DQN)}
+# Where a run directory keeps the agent, in order of preference.
+CHECKPOINTS = ("checkpoints/best.npz", "checkpoints/latest.npz", "agent.npz")
+ENV_FLAGS = ("living_reward", "slip", "env_kwargs")  # what a run's config.json may say of its env
+PONG_FPS = 15  # ALE runs at 60 frames/s and an agent step is 4 frames: real time
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("source", nargs="?", help="a run directory or a checkpoint (.npz)")
+    p.add_argument("--env", help="environment (default: the run's); RoomExit, Gridworld, Pong or a Gymnasium id")
+    p.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
+                   help='keyword arguments for envs.make on top of the run\'s, e.g. \'{"slip": 0}\'')
+    p.add_argument("--random", action="store_true", help="watch a uniformly random agent")
+    p.add_argument("--play", action="store_true", help="Pong: play yourself with the up/down arrows")
+    p.add_argument("--episodes", type=int, default=3, help="episodes to play (default 3)")
+    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
+    p.add_argument("--fps", type=float, default=None,
+                   help="steps per second (default: the env's render_fps, 4 on the tabular worlds; 15 on Pong)")
+    p.add_argument("--record", metavar="FILE", help="write the window to FILE.mp4 or FILE.gif")
+    p.add_argument("--headless", action="store_true", help="no window (SDL dummy driver), no waiting")
+    p.add_argument("--seed", type=int, default=0, help="seeds the env's first reset and the random agent")
+    args = p.parse_args(argv)
+    if args.random + args.play + (args.source is not None) != 1:
+        fail("give exactly one of: a run directory or checkpoint, --random, --play")
+    if (args.random or args.play) and not args.env:
+        fail(f"--{'random' if args.random else 'play'} needs --env (e.g. --env Gridworld)")
+    if args.episodes < 1 or (args.max_steps is not None and args.max_steps < 1):
+        fail("--episodes and --max-steps must be at least 1")
+    return args
+
+
+# ---- finding and loading the agent ----------------------------------------------------------
+
+def locate(source: str) -> tuple[Path, dict]:
+    """The checkpoint a source names, and the config.json of its run ({} if none is found)."""
+    path = Path(source)
+    if path.is_dir():
+        found = [path / name for name in CHECKPOINTS if (path / name).is_file()]
+        if not found:
+            fail(f"{path} holds no checkpoint: expected one of {', '.join(CHECKPOINTS)}")
+        checkpoint, folders = found[0], [path]
+    elif path.is_file():
+        checkpoint, folders = path, [path.parent, path.parent.parent]  # run/agent.npz, run/checkpoints/x.npz
+    else:
+        fail(f"{path}: no such run directory or checkpoint")
+    for folder in folders:
+        if (folder / "config.json").is_file():
+            try:
+                return checkpoint, read_json(folder / "config.json")
+            except ValueError as e:
+                fail(e)
+    return checkpoint, {}
+
+
+def checkpoint_header(path: Path) -> dict:
+    """The JSON header of an rlkit checkpoint (reads only that entry of the .npz)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return json.loads(str(data["meta"]))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        fail(f"{path}: not an rlkit agent checkpoint (an .npz with a JSON header 'meta')")
+
+
+def load_agent(checkpoint: Path, header: dict, env):
+    """The agent in `checkpoint`, of the class its header names, checked against `env`."""
+    name = header.get("agent")
+    cls = AGENT_CLASSES.get(name)
+    if cls is None:
+        fail(f"{checkpoint} holds a {name} agent; watch.py shows {', '.join(AGENT_CLASSES)}")
+    try:
+        return cls.load(checkpoint, env=env)
+    except ValueError as e:
+        fail(e)
+
+
+# ---- what the agent thinks -----------------------------------------------------------------
+
+def action_values(agent, obs, n_actions: int) -> tuple[str, np.ndarray]:
+    """(heading, (n_actions,) values) for the panel; NaN marks an action that does not exist.
+
+    Q-values for the value-based agents; uniform probabilities for the random agent (None).
+    """
+    if agent is None:
+        return "action probabilities", np.full(n_actions, 1.0 / n_actions)
+    if isinstance(agent, DQN):
+        return "Q-values", agent.q_values(obs)
+    if isinstance(agent, QLearning):
+        s = int(obs)
+        return "Q-values", np.where(agent.valid[s], agent.q_table[s], np.nan)
+    q = agent.Q[int(obs)]  # planners: -inf marks actions that do not exist
+    return "Q-values", np.where(np.isfinite(q), q, np.nan)
+
+
+def greedy_overlay(agent, n_states: int, n_actions: int) -> tuple[np.ndarray, np.ndarray]:
+    """(values (S,), greedy actions (S,)) of every state, for the map's colours and arrows."""
+    table = np.stack([action_values(agent, s, n_actions)[1] for s in range(n_states)])
+    usable = np.isfinite(table).any(axis=1)
+    filled = np.where(np.isfinite(table), table, -np.inf)
+    values = np.where(usable, filled.max(axis=1), 0.0)
+    policy = np.where(usable, filled.argmax(axis=1), -1)
+    return values, policy
+
+
+def panel_action_names(env, play: bool) -> list[str]:
+    """A name per action: ALE's meanings for Atari, else the env's names (or indices)."""
+    meanings = getattr(env.unwrapped, "get_action_meanings", None)
+    names = list(meanings()) if meanings is not None else action_names(env)
+    if len(names) != env.action_space.n:
+        names = [str(a) for a in range(env.action_space.n)]
+    if play:  # the arrows a person presses, next to ALE's names for those actions
+        for a, key in zip(UPDOWN_ACTIONS, ("up", "down")):
+            names[a] = f"{names[a]}={key}"
+    return names
+
+
+# ---- the loop -------------------------------------------------------------------------------
+
+def watch(env, viewer: Viewer, agent, title: str, episodes: int, max_steps: int | None,
+          seed: int, play: bool = False) -> dict:
+    """Play until `episodes` episodes end, `max_steps` steps are taken, or the user quits.
+
+    Every state is shown once: the state after each reset and after each step, so the number
+    of frames is resets + steps. Returns {"episodes": finished episodes, "resets", "steps",
+    "returns": returns of finished episodes}.
+    """
+    names = panel_action_names(env, play)
+    n_actions = int(env.action_space.n)
+    if agent is None:
+        env.action_space.seed(seed)
+    reset_state = getattr(agent, "reset_state", None)
+
+    def reset(first: bool):
+        if reset_state is not None:
+            reset_state()
+        return env.reset(seed=seed if first else None)[0]
+
+    obs, resets, steps, returns = reset(True), 1, 0, []
+    episode_return, t, done, last_action = 0.0, 0, False, None
+    while True:
+        if play:
+            kind, values, chosen = "your last action", None, last_action
+        elif done:
+            kind, values, chosen = "actions", None, None
+        else:
+            kind, values = action_values(agent, obs, n_actions)
+            chosen = env.action_space.sample() if agent is None else agent.predict(obs)
+        note = "episode over" if done else ""
+        viewer.show(env.render(), PanelInfo(title, names, values, kind, chosen, resets, t,
+                                            episode_return, note))
+        command = viewer.wait()
+        if done:
+            returns.append(episode_return)
+        if command == "quit" or (done and len(returns) >= episodes) or \
+                (max_steps is not None and steps >= max_steps):
+            break
+        if command == "restart" or done:
+            obs, resets = reset(False), resets + 1
+            episode_return, t, done, last_action = 0.0, 0, False, None
+            continue
+        if play:
+            chosen = UPDOWN_ACTIONS[0] if viewer.held("up") else \
+                UPDOWN_ACTIONS[1] if viewer.held("down") else 0
+        obs, reward, terminated, truncated, _ = env.step(chosen)
+        steps, t, last_action = steps + 1, t + 1, chosen
+        episode_return += float(reward)
+        done = terminated or truncated
+    return {"episodes": len(returns), "resets": resets, "steps": steps, "returns": returns}
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    agent, config, header = None, {}, {}
+    if args.source:
+        checkpoint, config = locate(args.source)
+        header = checkpoint_header(checkpoint)
+    name = args.env or config.get("env") or header.get("env", {}).get("id")
+    if not name:
+        fail(f"{args.source}: no config.json and no env in the checkpoint; give --env")
+    if args.play and name.lower() != "pong":
+        fail(f"--play is for Pong (arrow keys against the built-in player), not {name}")
+    # the run's env settings (Gridworld's living reward, --env-kwargs) apply to its own env only
+    flags = {k: config.get(k) if name == config.get("env") else None for k in ENV_FLAGS}
+    flags["env_kwargs"] = {**(flags["env_kwargs"] or {}), **(args.env_kwargs or {}), "render_mode": "rgb_array"}
+    env = make_env(argparse.Namespace(env=name, **flags))
+    if args.source:
+        agent = load_agent(checkpoint, header, env)
+    title = "you" if args.play else "random agent" if agent is None else type(agent).__name__
+    if agent is not None and hasattr(env.unwrapped, "set_overlay"):
+        env.unwrapped.set_overlay(*greedy_overlay(agent, env.observation_space.n, env.action_space.n))
+    fps = args.fps or (PONG_FPS if name.lower() == "pong" else env.metadata.get("render_fps") or 30)
+    try:
+        viewer = Viewer(f"rlkit watch: {title} on {name}", fps, args.headless, args.record)
+        try:
+            summary = watch(env, viewer, agent, title, args.episodes, args.max_steps, args.seed, args.play)
+        finally:
+            viewer.close()
+            env.close()
+    except (RuntimeError, ValueError) as e:
+        fail(e)
+    rets = ", ".join(f"{r:.6g}" for r in summary["returns"]) or "none finished"
+    print(f"{title} on {name}: {summary['steps']} steps, {summary['episodes']} episodes "
+          f"(returns: {rets})")
+    if viewer.recorder is not None:
+        w, h = viewer.recorder.size
+        print(f"recorded {viewer.recorder.frames} frames of {w}x{h} at {viewer.recorder.fps:g} fps "
+              f"to {args.record}")
+    return {**summary, "frames": viewer.frames_shown, "size": viewer.size}
+
+
+if __name__ == "__main__":
+    main()
