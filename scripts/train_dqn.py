@@ -44,7 +44,8 @@ def field_docs(cls) -> dict:
     return docs
 
 
-def parse_args(argv=None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (every DQN hyper-parameter defaults to None: "use the preset")."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(parser, default_env="Pong")
     parser.add_argument("--steps", type=int, help="total environment steps (preset by env kind)")
@@ -71,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         else:
             kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0], str)
             group.add_argument(*flags, type=kind, **kwargs)
-    return parser.parse_args(argv)
+    return parser
 
 
 def hyperparams_from(args: argparse.Namespace) -> dict:
@@ -82,15 +83,16 @@ def hyperparams_from(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     resume_dir = args.resume
     if resume_dir:
         run = RunDir(resume_dir)
         saved = run.read_config()
-        # the saved flags, with anything given now (e.g. a larger --steps) taking precedence
-        given = {k: v for k, v in vars(args).items() if v not in (None, False)}
+        # the saved flags, overridden by those given now with a non-default value (--steps)
+        changed = {k: v for k, v in vars(args).items() if v != parser.get_default(k)}
         flags = {k: v for k, v in saved.items() if k in vars(args)}
-        args = argparse.Namespace(**{**flags, **given, "resume": resume_dir})
+        args = argparse.Namespace(**{**vars(args), **flags, **changed})
     env = make_env(args)
     eval_env = make_env(args)
     kind = preset_for(env.observation_space)

@@ -165,3 +165,28 @@ def test_script_errors_are_one_line(tmp_path):
     result = run_script("--env", "Pong", "--buffer-size", "100000000000", "--run-dir", str(tmp_path / "y"))
     assert result.returncode == 2 and len(error_lines(result.stderr)) == 1
     assert "memory" in result.stderr and not (tmp_path / "y").exists()
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
+    import signal
+    import time
+    run_dir = tmp_path / "cartpole"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "train_dqn.py"), "--env", "CartPole-v1",
+         "--steps", "1000000", "--eval-every", "0", "--no-progress", "--run-dir", str(run_dir),
+         "--save-replay"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (run_dir / "progress.csv").is_file() or len(read_csv(run_dir / "progress.csv")) < 5:
+        assert time.monotonic() < deadline and process.poll() is None, process.stderr.read() if process.poll() is not None else "timeout"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 0, stderr
+    stopped_at = DQN.load(run_dir / "checkpoints" / "latest.npz").steps
+    assert 0 < stopped_at < 1_000_000
+    assert (run_dir / "checkpoints" / "replay.npz").is_file()
+    result = run_script("--resume", str(run_dir), "--steps", str(stopped_at + 500), "--eval-every", "0")
+    assert result.returncode == 0, result.stderr
+    assert DQN.load(run_dir / "checkpoints" / "latest.npz").steps == stopped_at + 500
+    steps = [int(row["step"]) for row in read_csv(run_dir / "progress.csv")]
+    assert steps == sorted(steps) and steps[-1] > stopped_at   # one log, continued in order
