@@ -281,11 +281,16 @@ class DQN:
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike, run_state: dict | None = None,
-             replay_path: str | os.PathLike | None = None) -> None:
-        """Write a checkpoint (.npz + JSON header, no pickle); the replay goes to ``replay_path``."""
-        arrays = {**prefixed("q", self.q_net.state_dict()),
-                  **prefixed("target", self.target_net.state_dict()),
-                  **prefixed("optim", self.optimizer.state_dict())}
+             replay_path: str | os.PathLike | None = None, weights_only: bool = False) -> None:
+        """Write a checkpoint (.npz + JSON header, no pickle); the replay goes to ``replay_path``.
+
+        ``weights_only`` keeps just the online network (a quarter of the size): enough to act
+        and to watch, while resuming from it starts a fresh optimiser and target copy.
+        """
+        arrays = prefixed("q", self.q_net.state_dict())
+        if not weights_only:
+            arrays.update({**prefixed("target", self.target_net.state_dict()),
+                           **prefixed("optim", self.optimizer.state_dict())})
         if self._obs is not None:
             arrays["obs"] = np.asarray(self._obs)
         meta = {"hyperparams": dataclasses.asdict(self.config), "env": env_signature(self.env),
@@ -311,8 +316,10 @@ class DQN:
         hyper = {**header["hyperparams"], **overrides}
         agent = cls(env if env is not None else _SpacesOnly(header["env"]), **hyper)
         agent.q_net.load_state_dict(unprefixed("q", arrays))
-        agent.target_net.load_state_dict(unprefixed("target", arrays))
-        agent.optimizer.load_state_dict(unprefixed("optim", arrays))
+        target = unprefixed("target", arrays)
+        agent.target_net.load_state_dict(target or unprefixed("q", arrays))  # weights-only files
+        if any(k.startswith("optim/") for k in arrays):
+            agent.optimizer.load_state_dict(unprefixed("optim", arrays))
         agent.steps, agent.episodes, agent.updates = header["steps"], header["episodes"], header["updates"]
         restore_generator(agent.rng, header["rng"])
         restore_global_rng(header["global_rng"])

@@ -127,6 +127,16 @@ def test_checkpoint_for_another_env_is_refused(tmp_path):
     assert agent.predict(1) in range(6)
 
 
+def test_weights_only_checkpoint_acts_like_the_full_one(tmp_path):
+    agent = DQN(envs.make("RoomExit"), gamma=0.8, seed=1).learn(500)
+    agent.save(tmp_path / "full.npz")
+    agent.save(tmp_path / "weights.npz", weights_only=True)
+    assert (tmp_path / "weights.npz").stat().st_size < (tmp_path / "full.npz").stat().st_size / 2
+    light = DQN.load(tmp_path / "weights.npz", envs.make("RoomExit"))
+    for s in range(6):
+        np.testing.assert_array_equal(light.q_values(s), agent.q_values(s))
+
+
 def run_script(*args, timeout=300):
     return subprocess.run([sys.executable, str(ROOT / "scripts" / "train_dqn.py"), *args],
                           capture_output=True, text=True, timeout=timeout, cwd=ROOT)
