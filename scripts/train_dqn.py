@@ -32,6 +32,7 @@ RUN_PRESETS = {
     "discrete": dict(steps=10_000, eval_every=1_000, eval_episodes=10, checkpoint_every=5_000),
 }
 CONFIG_FLAGS_SET_ELSEWHERE = {"seed"}  # --seed comes with the common flags
+RESUME_OVERRIDES = ("device", "threads")  # hyper-parameters a resumed run may change
 
 
 def field_docs(cls) -> dict:
@@ -104,8 +105,9 @@ def main(argv=None) -> int:
             latest = run.checkpoints / "latest.npz"
             if not latest.is_file():
                 fail(f"{latest} does not exist: nothing to resume")
-            agent = DQN.load(latest, env, replay_path=run.checkpoints / "replay.npz",
-                             **({"device": args.device} if args.device else {}))
+            # how to run may change on resume; what was learned (shapes, schedule) may not
+            how = {k: getattr(args, k) for k in RESUME_OVERRIDES if getattr(args, k) is not None}
+            agent = DQN.load(latest, env, replay_path=run.checkpoints / "replay.npz", **how)
         else:
             hyper = hyperparams_from(args)
             agent = DQN(env, **hyper)   # before the run folder: a refused config leaves nothing
