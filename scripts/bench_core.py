@@ -30,6 +30,9 @@ from pathlib import Path
 from _bench_core_worker import CASES, case_flops
 
 WORKER = Path(__file__).with_name("_bench_core_worker.py")
+# 1-minute load average above which the printed table carries a warning: other processes held
+# the cores, and an OpenMP or OpenBLAS pool that finds a core busy can slow down 10-100x
+BUSY_LOAD = 0.5
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 # the most rlkit time / torch time may be for a case to pass (the table)
 TARGETS = {"dqn_train_step": 1.3, "cnn_forward_b1": 1.0, "mlp_train_step": 0.5, "lstm_fwd_bwd": 1.5}
@@ -153,6 +156,10 @@ def main(argv=None) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(rows, args.threads))
+    busiest = max(report["machine"]["loadavg_1min_before_after"])
+    if busiest > BUSY_LOAD + args.threads:  # the benchmark's own load is about args.threads
+        print(f"warning: 1-minute load average reached {busiest:.1f} on {os.cpu_count()} cores: other work "
+              "shared the machine, so these times are unreliable; rerun when it is quiet")
     print(f"wrote {out}")
 
 
