@@ -51,7 +51,9 @@ class LSTMSequence(Function):
             dh = dz[t] @ w_hh
         dz_flat = dz.reshape(steps * n, 4 * hidden)                    # rows in (t, n) order
         x_flat = x.transpose(1, 0, 2).reshape(steps * n, -1)
-        gx = (dz_flat @ w_ih).reshape(steps, n, -1).transpose(1, 0, 2)
+        gx = None
+        if self.needs_input_grad[0]:  # often nothing asks for the data's gradient: skip a GEMM
+            gx = (dz_flat @ w_ih).reshape(steps, n, -1).transpose(1, 0, 2)
         g_w_ih = dz_flat.T @ x_flat
         g_w_hh = dz_flat.T @ hs[:-1].reshape(steps * n, hidden)
         g_b = dz_flat.sum(axis=0)
