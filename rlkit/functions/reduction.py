@@ -25,21 +25,18 @@ class Sum(Function):
         return (get_array_module(g).broadcast_to(g, self.shape),)
 
 
-class Mean(Function):
-    def __init__(self, axis=None, keepdims=False):
-        self.axis, self.keepdims = axis, keepdims
+class Mean(Sum):
+    """The sum's gradient, shared equally by the elements each output averaged."""
 
     def forward(self, a):
         self.shape = a.shape
         return a.mean(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, g):
-        axes = normalize_axes(self.axis, len(self.shape))
         count = 1
-        for i in axes:
+        for i in normalize_axes(self.axis, len(self.shape)):
             count *= self.shape[i]
-        g = _expand_reduced(g, self.shape, axes, self.keepdims) / count
-        return (get_array_module(g).broadcast_to(g, self.shape),)
+        return super().backward(g / count)
 
 
 class Max(Function):
