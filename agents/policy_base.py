@@ -1,0 +1,316 @@
+"""What the two policy-gradient agents (REINFORCE, A2C) share, so that each of their files holds
+only its algorithm: hyper-parameters resolved from presets, the network for an env's spaces,
+acting with a carried LSTM state, the learn() bookkeeping (``agents.training_run``) and
+checkpoints (.npz + JSON header, no pickle).
+
+Recurrent agents and ``predict``: the agent keeps the LSTM state of the episode it is being
+shown between ``predict`` calls. Call ``reset_state()`` when a new episode starts (the shared
+``evaluate`` does); a batch of observations keeps one state per row.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import VectorEnv
+
+from agents import networks
+from agents.base import env_signature, load_checkpoint, save_checkpoint
+from agents.policy_networks import (BOOK_INPUTS, Core, PolicyNetwork, book_network, encoder_for,
+                                    state_rows)
+from agents.training_run import TrainingRun
+from rlkit import Tensor, no_grad, optim
+from rlkit.backend import resolve_device, set_num_threads
+from rlkit.training import generator_state, global_rng_state, restore_generator, restore_global_rng
+
+POLICIES = ("auto", "book", "mlp", "cnn")
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    """Hyper-parameters both policy-gradient agents have (each agent adds its own)."""
+
+    policy: str = "auto"
+    """"book" (the seed book's Pong network), "mlp", "cnn", or "auto": book for the book's
+    6400-float Pong input with 2 actions, cnn for (C, 84, 84) frames, mlp otherwise."""
+    hidden_sizes: tuple = (64, 64)
+    """Hidden layers of the MLP encoder (policy "mlp")."""
+    activation: str = "relu"
+    """MLP activation: "relu" or "tanh"."""
+    recurrent: bool = False
+    """An LSTM between encoder and heads, its state carried through each episode."""
+    lstm_size: int = 64
+    """LSTM hidden units (recurrent only)."""
+    gamma: float = 0.99
+    """Discount factor."""
+    learning_rate: float = 1e-3
+    """Optimiser step size."""
+    optimizer: str = "adam"
+    """"rmsprop" or "adam"."""
+    rmsprop_decay: float = 0.99
+    """RMSProp's decay of the running mean of squared gradients."""
+    optimizer_eps: float = 1e-5
+    """Added to the root of the squared-gradient average (RMSProp, Adam)."""
+    max_grad_norm: float = 0.0
+    """Clip the global gradient norm to this before each update (0: no clipping)."""
+    seed: int | None = None
+    """Seeds initialisation, the agent's action draws and the env's first reset."""
+    device: str = "cpu"
+    """"cpu" or "cuda"."""
+    threads: int = 0
+    """CPU math threads; 0: automatic (1 for MLPs, the library default otherwise)."""
+
+
+def single_spaces(env) -> tuple:
+    """(observation space, action space) of one environment, also for a vector env."""
+    if isinstance(env, VectorEnv):
+        return env.single_observation_space, env.single_action_space
+    return env.observation_space, env.action_space
+
+
+def resolve_policy(policy: str, observation_space, action_space) -> str:
+    """The policy kind for these spaces: "auto" becomes "book", "cnn" or "mlp"."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if policy != "auto":
+        return policy
+    if networks.is_image_space(observation_space):
+        return "cnn"
+    book_input = getattr(observation_space, "shape", None) == (BOOK_INPUTS,)
+    two_actions = getattr(action_space, "n", None) == 2
+    return "book" if book_input and two_actions else "mlp"
+
+
+def resolve_config(config_cls, presets: dict, observation_space, action_space, **overrides):
+    """``config_cls`` with the preset of the resolved policy kind, then ``overrides``, applied.
+
+    Unknown names raise TypeError listing the known ones.
+    """
+    fields = {f.name for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise TypeError(f"unknown {config_cls.__name__} hyper-parameters {unknown}; "
+                        f"known: {sorted(fields)}")
+    kind = resolve_policy(overrides.get("policy", "auto"), observation_space, action_space)
+    values = {**presets.get(kind, {}), **overrides, "policy": kind}
+    values["hidden_sizes"] = tuple(values.get("hidden_sizes", config_cls.hidden_sizes))
+    return config_cls(**values)
+
+
+class PolicyAgent:
+    """Base of ``PolicyGradient`` and ``ActorCritic``: subclasses set ``Config``, ``PRESETS``,
+    ``VALUE_HEAD`` and implement ``_train`` (the algorithm's loop) and, when they keep state
+    beyond the network and optimiser, ``_extra_state`` / ``_restore_extra``."""
+
+    Config = PolicyConfig
+    PRESETS: dict = {}
+    VALUE_HEAD = False
+
+    def __init__(self, env, **hyperparams):
+        observation_space, action_space = single_spaces(env)
+        if not isinstance(action_space, spaces.Discrete):
+            raise ValueError(f"{type(self).__name__} needs a Discrete action space, got {action_space}")
+        self.config = c = resolve_config(self.Config, self.PRESETS, observation_space,
+                                         action_space, **hyperparams)
+        if c.optimizer not in ("rmsprop", "adam"):
+            raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {c.optimizer!r}")
+        self.env = env
+        self.observation_space, self.n_actions = observation_space, int(action_space.n)
+        self.device = resolve_device(c.device)
+        threads = c.threads or networks.default_threads(observation_space)
+        if threads:
+            set_num_threads(threads)
+        self.rng = networks.seed_everything(c.seed)
+        self.obs_adapter = networks.ObsAdapter(observation_space, self.device)
+        self.net = self._build_network().to(self.device)
+        # after .to(): the optimiser keeps the parameters in one flat buffer on the device
+        if c.optimizer == "rmsprop":
+            self.optimizer = optim.RMSProp(self.net.parameters(), lr=c.learning_rate,
+                                           alpha=c.rmsprop_decay, eps=c.optimizer_eps)
+        else:
+            self.optimizer = optim.Adam(self.net.parameters(), lr=c.learning_rate, eps=c.optimizer_eps)
+        self.steps, self.episodes, self.updates = 0, 0, 0
+        self._env_signature = env_signature(_SingleEnvView(env))
+        self._predict_state = None
+        self._run_state = (0.0, -math.inf)  # (wall time, best evaluation) of a resumed run
+
+    def _build_network(self) -> PolicyNetwork:
+        c = self.config
+        lstm_size = c.lstm_size if c.recurrent else 0
+        if c.policy == "book":
+            if self.observation_space.shape != (BOOK_INPUTS,) or self.n_actions != 2:
+                raise ValueError("policy='book' is the book's Pong network: it needs the 6400-float "
+                                 "difference frame and the two actions UP/DOWN "
+                                 "(envs.make('Pong', preprocess='pg', actions='updown')), got "
+                                 f"{self.observation_space} and {self.n_actions} actions")
+            if self.VALUE_HEAD:
+                raise ValueError("policy='book' has no value head; use 'mlp' or 'cnn' here")
+            return book_network(lstm_size)
+        shape = self._input_shape()
+        if (c.policy == "cnn") != (len(shape) == 3):
+            raise ValueError(f"policy={c.policy!r} does not fit observations of shape {shape}: "
+                             "'cnn' takes (C, 84, 84) frames, 'mlp' vectors")
+
+        def core() -> Core:
+            return Core(*encoder_for(shape, c.hidden_sizes, c.activation), lstm_size)
+
+        if not self.VALUE_HEAD:
+            return PolicyNetwork(core(), self.n_actions)
+        if c.policy == "cnn":  # one convolutional trunk for both heads, as in Atari A2C
+            return PolicyNetwork(core(), self.n_actions, shared_value=True)
+        return PolicyNetwork(core(), self.n_actions, critic=core())
+
+    def _input_shape(self) -> tuple:
+        """Shape of one observation as the network reads it (Discrete becomes one-hot)."""
+        space = self.observation_space
+        return (int(space.n),) if isinstance(space, spaces.Discrete) else tuple(space.shape)
+
+    # ------------------------------------------------------------------ acting
+    def _observations(self, obs) -> Tensor:
+        """A batch of raw observations (N, ...) as network input (N, 1, *input shape)."""
+        x = self.obs_adapter(obs)
+        return x.reshape(x.shape[0], 1, *self._input_shape())
+
+    def _act(self, obs, state, starts=None, deterministic: bool = False):
+        """Actions (N,) for a batch of observations, and the LSTM state after them. No graph."""
+        with no_grad():
+            dist, _, state = self.net(self._observations(obs), state, starts)
+        return (dist.mode() if deterministic else dist.sample(self.rng)), state
+
+    def predict(self, obs, deterministic: bool = True):
+        """The action for one observation (an int), or for a batch (N, ...) (an array (N,)).
+
+        ``deterministic``: the most likely action; else a draw from the policy. A recurrent
+        agent carries its LSTM state from call to call; ``reset_state()`` starts an episode.
+        """
+        batch = np.ndim(obs) == len(self.observation_space.shape) + 1
+        rows = np.asarray(obs) if batch else np.asarray(obs)[None]
+        state = self._predict_state
+        if state_rows(state) not in (None, len(rows)):
+            state = None  # a different number of episodes: start them all afresh
+        actions, self._predict_state = self._act(rows, state, deterministic=deterministic)
+        return actions if batch else int(actions[0])
+
+    def reset_state(self) -> None:
+        """Forget the LSTM state ``predict`` carries (call at the start of every episode)."""
+        self._predict_state = None
+
+    # ------------------------------------------------------------------ learning
+    def learn(self, total_steps: int, callback=None, run: TrainingRun | None = None):
+        """Train until ``self.steps >= total_steps`` (absolute, so a resumed run continues).
+
+        ``callback(agent, step)`` is called whenever the agent could be checkpointed (see the
+        subclass); returning False stops. ``run`` (a TrainingRun) logs episodes, evaluates and
+        checkpoints on its schedule; without one nothing is written. A stop (callback, Ctrl+C,
+        SIGTERM) saves ``latest`` before returning.
+        """
+        if self.env is None or not hasattr(self.env, "step"):
+            raise ValueError(f"this {type(self).__name__} has no env to learn from; pass env= to load()")
+        run = run or TrainingRun(None, total_steps, progress=False)
+        with run:
+            run.start(self.steps, *self._run_state)
+            stopped = self._train(int(total_steps), callback, run)
+            if not stopped:
+                run.evaluate(self, self.steps)  # a run always ends with an evaluation
+            self._run_state = (run.wall_time, run.best_eval)
+            run.checkpoint(self)
+        return self
+
+    def _train(self, total_steps: int, callback, run: TrainingRun) -> bool:
+        """The algorithm's loop; returns True when stopped early."""
+        raise NotImplementedError
+
+    def _apply_gradients(self) -> None:
+        """Clip (if configured) and take one optimiser step on the accumulated gradients."""
+        if self.config.max_grad_norm:
+            optim.clip_grad_norm_(self.optimizer.params, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad()
+        self.updates += 1
+
+    # ------------------------------------------------------------------ checkpoints
+    def _extra_state(self) -> tuple[dict, dict]:
+        """(JSON values, arrays) a subclass adds to a checkpoint."""
+        return {}, {}
+
+    def _restore_extra(self, meta: dict, arrays: dict) -> None:
+        """Undo ``_extra_state``."""
+
+    def save(self, path: str | os.PathLike, run_state: dict | None = None,
+             replay_path: str | os.PathLike | None = None) -> None:
+        """Write a checkpoint: network, optimiser, counters, random generators (no pickle).
+
+        ``run_state`` is TrainingRun's bookkeeping; ``replay_path`` must be None (these agents
+        keep no replay memory; the argument exists because TrainingRun passes it).
+        """
+        if replay_path is not None:
+            raise ValueError(f"{type(self).__name__} has no replay memory to save")
+        extra_meta, extra_arrays = self._extra_state()
+        meta = {"hyperparams": dataclasses.asdict(self.config),
+                "env": self._env_signature,
+                "spaces": {"observation": _space_to_json(self.observation_space),
+                           "n_actions": self.n_actions},
+                "steps": self.steps, "episodes": self.episodes, "updates": self.updates,
+                "rng": generator_state(self.rng), "global_rng": global_rng_state(),
+                "run_state": run_state or {}, **extra_meta}
+        arrays = {**networks.prefixed("net", self.net.state_dict()),
+                  **networks.prefixed("optim", self.optimizer.state_dict()), **extra_arrays}
+        save_checkpoint(path, self, meta, **arrays)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, env=None, **overrides):
+        """Rebuild an agent from ``save``; with ``env`` (checked against the file) it can go on
+        learning. ``overrides`` change settings that keep shapes (e.g. ``device``). Without
+        ``env`` it can only ``predict``.
+        """
+        header, arrays = load_checkpoint(path, cls, _SingleEnvView.of(env))
+        hyper = {**header["hyperparams"], **overrides}
+        agent = cls(env if env is not None else _SpacesOnly(header["spaces"]), **hyper)
+        if env is None:
+            agent.env, agent._env_signature = None, header["env"]
+        agent.net.load_state_dict(networks.unprefixed("net", arrays))
+        agent.optimizer.load_state_dict(networks.unprefixed("optim", arrays))
+        agent.steps, agent.episodes, agent.updates = header["steps"], header["episodes"], header["updates"]
+        restore_generator(agent.rng, header["rng"])
+        restore_global_rng(header["global_rng"])
+        run_state = header.get("run_state") or {}
+        agent._run_state = (run_state.get("wall_time", 0.0), run_state.get("best_eval", -math.inf))
+        agent._restore_extra(header, arrays)
+        return agent
+
+
+class _SingleEnvView:
+    """What ``env_signature`` reads, for one sub-environment: an id and the single spaces."""
+
+    def __init__(self, env):
+        self.observation_space, self.action_space = single_spaces(env)
+        self.spec = getattr(env, "spec", None)
+        self.unwrapped = getattr(env, "unwrapped", env)
+
+    @classmethod
+    def of(cls, env):
+        return None if env is None else cls(env)
+
+
+class _SpacesOnly:
+    """A stand-in env holding only the spaces a checkpoint records (for ``predict``)."""
+
+    def __init__(self, saved: dict):
+        self.observation_space = _space_from_json(saved["observation"])
+        self.action_space = spaces.Discrete(saved["n_actions"])
+
+
+def _space_to_json(space) -> dict:
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+            "low": float(np.min(space.low)), "high": float(np.max(space.high))}
+
+
+def _space_from_json(saved: dict):
+    if saved["type"] == "Discrete":
+        return spaces.Discrete(saved["n"], start=saved["start"])
+    return spaces.Box(saved["low"], saved["high"], tuple(saved["shape"]), np.dtype(saved["dtype"]))

@@ -1,0 +1,74 @@
+"""Shared by the deep-agent training scripts: hyper-parameter flags generated from an agent's
+config dataclass, ``--resume`` handling, and the reward curve of a run directory.
+
+Not an entry point; ``scripts/train_pg.py`` imports it (Python puts the script's own folder
+first on ``sys.path``). ``scripts/train_dqn.py`` has the same pieces written for DQNConfig.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import inspect
+
+from rlkit.plotting import reward_curve
+from rlkit.runs import RunDir, read_csv
+
+
+def field_docs(cls) -> dict:
+    """The docstring under each field of a dataclass and of its dataclass bases (flag help)."""
+    docs = {}
+    for klass in reversed([k for k in cls.__mro__ if dataclasses.is_dataclass(k)]):
+        body = ast.parse(inspect.getsource(klass)).body[0].body
+        for node, after in zip(body, body[1:]):
+            if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr):
+                docs[node.target.id] = after.value.value
+    return docs
+
+
+def add_config_flags(group, config_cls, skip=(), aliases=None) -> list[str]:
+    """One flag per field of ``config_cls`` (``--learning-rate`` for ``learning_rate``), all
+    defaulting to None ("the agent's preset"); booleans get ``--x/--no-x``, tuples take several
+    ints. ``aliases`` maps a field to extra flag names. Returns the field names added."""
+    docs, aliases, added = field_docs(config_cls), aliases or {}, []
+    for field in dataclasses.fields(config_cls):
+        if field.name in skip:
+            continue
+        flags = ["--" + field.name.replace("_", "-"), *aliases.get(field.name, ())]
+        kwargs = dict(dest=field.name, default=None, help=docs.get(field.name, ""))
+        kind = str(field.type).split(" ")[0]
+        if kind == "bool":
+            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
+        elif kind == "tuple":
+            group.add_argument(*flags, type=int, nargs="*", **kwargs)
+        else:
+            group.add_argument(*flags, type={"int": int, "float": float}.get(kind, str), **kwargs)
+        added.append(field.name)
+    return added
+
+
+def given_values(args: argparse.Namespace, names) -> dict:
+    """The entries of ``args`` among ``names`` that the user set (not None)."""
+    return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+
+
+def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple:
+    """For ``--resume RUN_DIR``: (RunDir, the flags saved in its config.json overridden by those
+    given now with a non-default value, e.g. a larger ``--steps``)."""
+    run = RunDir(args.resume)
+    saved = run.read_config()
+    changed = {k: v for k, v in vars(args).items() if v != parser.get_default(k)}
+    flags = {k: v for k, v in saved.items() if k in vars(args)}
+    return run, argparse.Namespace(**{**vars(args), **flags, **changed})
+
+
+def plot_run(run: RunDir, title: str) -> None:
+    """``reward_curve.png`` from progress.csv and eval.csv (when there is anything to draw)."""
+    progress = read_csv(run / "progress.csv") if (run / "progress.csv").is_file() else []
+    if not progress:
+        return
+    evals = read_csv(run / "eval.csv") if (run / "eval.csv").is_file() else []
+    reward_curve([int(r["step"]) for r in progress], [float(r["return"]) for r in progress],
+                 run / "reward_curve.png", title=title,
+                 eval_steps=[int(r["step"]) for r in evals],
+                 eval_returns=[float(r["mean_return"]) for r in evals])

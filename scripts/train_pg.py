@@ -1,0 +1,147 @@
+"""Train a policy-gradient agent: ``python scripts/train_pg.py --env Pong`` (the book's network).
+
+    python scripts/train_pg.py --env Pong                          # REINFORCE, the book's setup
+    python scripts/train_pg.py --env CartPole-v1 --algo a2c        # actor-critic, 8 envs
+    python scripts/train_pg.py --env CartPole-v1 --recurrent       # an LSTM policy
+    python scripts/train_pg.py --resume runs/pg-Pong-...           # go on after a stop
+
+``--algo reinforce`` (``agents.policy_gradient.PolicyGradient``) or ``a2c``
+(``agents.actor_critic.ActorCritic`` on ``--n-envs`` environments). Every hyper-parameter of the
+agent's config is a flag (``--learning-rate``/``--lr``, ``--batch-episodes``, ``--n-steps``,
+...); unset ones take the agent's preset for the policy kind. For Pong, REINFORCE gets the
+book's input (``preprocess="pg"``: 6400-float difference frames, actions UP/DOWN) and network
+with the book's source hyper-parameters (H = 200, 10 episodes per update, RMSProp decay 0.99,
+lr 1e-4, gamma 0.99); a CNN policy (``--policy cnn``, A2C's default) gets 4 x 84 x 84 frames.
+The run directory gets config.json, progress.csv (one row per episode), eval.csv,
+checkpoints/latest.npz and best.npz, and reward_curve.png. Ctrl+C or SIGTERM saves ``latest``
+and exits; ``--resume RUN_DIR`` continues from it (the episodes in progress start afresh).
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+import gymnasium as gym
+
+from _common import add_config_flags, given_values, plot_run, resumed_args
+from _tabular import _ENV_ERRORS, add_common_flags, fail, open_run
+
+import envs
+from agents.actor_critic import ActorCritic, ActorCriticConfig
+from agents.policy_base import PolicyConfig
+from agents.policy_gradient import PolicyGradient, PolicyGradientConfig
+from agents.training_run import TrainingRun
+from rlkit.backend import DeviceUnavailableError
+
+ALGOS = {"reinforce": (PolicyGradient, PolicyGradientConfig), "a2c": (ActorCritic, ActorCriticConfig)}
+# How long and how often, by env (the agents' own defaults live in their modules).
+RUN_PRESETS = {
+    "pong": dict(steps=5_000_000, eval_every=100_000, eval_episodes=3, checkpoint_every=50_000),
+    "other": dict(steps=200_000, eval_every=10_000, eval_episodes=10, checkpoint_every=20_000),
+}
+RESUME_OVERRIDES = ("device", "threads")  # how to run may change on resume, not what is learned
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; every hyper-parameter defaults to None ("the agent's preset")."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    add_common_flags(parser, default_env="Pong")
+    parser.add_argument("--algo", choices=ALGOS, default="reinforce", help="reinforce or a2c")
+    parser.add_argument("--n-envs", type=int, default=8, help="a2c: environments stepped together")
+    parser.add_argument("--steps", type=int, help="total environment steps (Pong 5M, else 200k)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    parser.add_argument("--eval-every", type=int, help="steps between evaluations")
+    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation")
+    parser.add_argument("--checkpoint-every", type=int, help="steps between 'latest' checkpoints")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
+                        help="extra keyword arguments for envs.make, e.g. "
+                             '\'{"max_num_frames_per_episode": 20000}\'')
+    common = parser.add_argument_group("hyper-parameters of both algorithms (unset: the preset)")
+    add_config_flags(common, PolicyConfig, skip={"seed"}, aliases={"learning_rate": ["--lr"]})
+    for name, (_, config) in ALGOS.items():
+        own = parser.add_argument_group(f"{name} only")
+        add_config_flags(own, config, skip={f.name for f in PolicyConfig.__dataclass_fields__.values()})
+    return parser
+
+
+def is_pong(name: str) -> bool:
+    """The short name "Pong" (rlkit's preprocessed Pong; a raw ALE id gets no preprocessing)."""
+    return name.lower() == "pong"
+
+
+def env_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments for envs.make/make_vec: Pong's preprocessing follows the policy kind."""
+    kwargs = {name: value for name, value in (("living_reward", args.living_reward),
+                                               ("slip", args.slip)) if value is not None}
+    if is_pong(args.env):
+        cnn = args.policy == "cnn" or (args.policy in (None, "auto") and args.algo == "a2c")
+        kwargs.update(dict(preprocess="dqn") if cnn else dict(preprocess="pg", actions="updown"))
+    kwargs.update(args.env_kwargs or {})
+    return kwargs
+
+
+def make_envs(args: argparse.Namespace) -> tuple:
+    """(training env: a vector env for a2c, evaluation env); exits with one line on failure."""
+    kwargs = env_kwargs(args)
+    try:
+        train = (envs.make_vec(args.env, args.n_envs, **kwargs) if args.algo == "a2c"
+                 else envs.make(args.env, **kwargs))
+        return train, envs.make(args.env, **kwargs)
+    except _ENV_ERRORS as e:
+        fail(f"cannot make env {args.env!r}{' with ' + str(kwargs) if kwargs else ''}: {e}")
+
+
+def stride(agent) -> int:
+    """Steps between two points where the agent reports: 1, or n_envs * n_steps for A2C."""
+    return agent.n_envs * agent.config.n_steps if isinstance(agent, ActorCritic) else 1
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    resume_dir = args.resume
+    if resume_dir:
+        run, args = resumed_args(parser, args)
+    agent_cls, config_cls = ALGOS[args.algo]
+    foreign = [k for name, (_, c) in ALGOS.items() if name != args.algo
+               for k in given_values(args, c.__dataclass_fields__)
+               if k not in config_cls.__dataclass_fields__]
+    if foreign:
+        fail(f"--{foreign[0].replace('_', '-')} does not apply to --algo {args.algo}")
+    env, eval_env = make_envs(args)
+    for name, value in RUN_PRESETS["pong" if is_pong(args.env) else "other"].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    try:
+        if resume_dir:
+            latest = run.checkpoints / "latest.npz"
+            if not latest.is_file():
+                fail(f"{latest} does not exist: nothing to resume")
+            agent = agent_cls.load(latest, env, **given_values(args, RESUME_OVERRIDES))
+        else:
+            hyper = {**given_values(args, config_cls.__dataclass_fields__), "seed": args.seed}
+            agent = agent_cls(env, **hyper)  # before the run folder: a refused config leaves nothing
+            run = open_run(args, f"pg-{args.algo}", dataclasses.asdict(agent.config))
+    except (ValueError, TypeError, DeviceUnavailableError, gym.error.Error) as e:
+        fail(e)
+    # A2C reports every n_envs * n_steps steps: schedules are rounded up to whole strides
+    every = stride(agent)
+    eval_every, checkpoint_every = (-(-n // every) * every if n else 0
+                                    for n in (args.eval_every, args.checkpoint_every))
+    print(f"run directory: {run.path}  ({args.algo}, policy {agent.config.policy}, "
+          f"{agent.steps:,} of {args.steps:,} steps done)")
+    training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=eval_every,
+                           eval_episodes=args.eval_episodes, checkpoint_every=checkpoint_every,
+                           progress=not args.no_progress)
+    agent.learn(args.steps, run=training)
+    plot_run(run, f"{args.algo} on {args.env}")
+    print(f"stopped at step {agent.steps:,} after {agent.episodes:,} episodes; "
+          f"best evaluation {training.best_eval:.2f}; checkpoints in {run.checkpoints}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
