@@ -1,11 +1,9 @@
-"""RECONSTRUCTED FILE -- please check against your own version.
+"""Networks chosen from an observation space, and the adapter that feeds them observations.
 
-The policy-gradient helper overwrote the original ``agents/networks.py`` by accident at about
-21:12 (it created a file of the same name a minute after this one appeared, uncommitted).
-This is a best-effort reconstruction of the four functions ``agents/dqn.py`` calls, inferred
-from their use there; the policy-gradient networks now live in ``agents/policy_networks.py``.
-
-Networks for value-based agents: encoding raw observations and building a Q-network.
+- image stacks (uint8 Box of shape (C, H, W), e.g. Pong's (4, 84, 84)): the Nature CNN;
+- vectors (1-D Box): an MLP;
+- Discrete(n) states (RoomExit, Gridworld, FrozenLake): an MLP on the one-hot state, so deep
+  agents run on the tabular worlds and can be compared with tabular agents.
 """
 from __future__ import annotations
 
@@ -17,44 +15,32 @@ from rlkit.backend import array_module_for
 
 
 def is_image_space(space) -> bool:
-    """True for uint8 image stacks (C, H, W), e.g. Pong with preprocess="dqn"."""
-    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+    """A uint8 Box (C, H, W) with H, W >= 36: what the Nature CNN can take."""
+    return (isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+            and min(space.shape[1:]) >= 36)
+
+
+def input_size(space) -> int:
+    """Length of the network input for non-image spaces (one-hot length for Discrete)."""
+    if isinstance(space, spaces.Discrete):
+        return int(space.n)
+    if isinstance(space, spaces.Box) and len(space.shape) == 1:
+        return int(space.shape[0])
+    raise ValueError(f"unsupported observation space {space}: expected an image stack "
+                     "(uint8, C x H x W), a 1-D Box or Discrete")
+
+
+def build_network(space, n_outputs: int, hidden_sizes=(64, 64), activation: str = "relu") -> nn.Module:
+    """The default network for ``space`` with ``n_outputs`` outputs (Q-values or logits)."""
+    if is_image_space(space):
+        return nn.nature_cnn(space.shape[0], n_outputs)
+    return nn.mlp([input_size(space), *hidden_sizes, n_outputs], activation=activation)
 
 
 def default_threads(space) -> int:
-    """CPU math threads for a network on ``space``: 1 for MLPs, 0 (library default) for CNNs."""
+    """BLAS threads for the default network of ``space``: 1 for MLPs (their GEMMs are too small
+    to share between threads), 0 (leave the library's default) for the Nature CNN."""
     return 0 if is_image_space(space) else 1
-
-
-def build_network(space, n_actions: int, hidden_sizes=(64, 64)) -> nn.Module:
-    """Nature CNN for image stacks, else an MLP (one-hot input for Discrete states)."""
-    if is_image_space(space):
-        return nn.nature_cnn(space.shape[0], n_actions)
-    n_in = int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
-    return nn.mlp([n_in, *hidden_sizes, n_actions])
-
-
-def build_network(space, n_actions: int, hidden_sizes=(64, 64)) -> nn.Module:
-    """Nature CNN for image stacks, else an MLP (one-hot input for Discrete states)."""
-    if is_image_space(space):
-        return nn.nature_cnn(space.shape[0], n_actions)
-    n_in = int(space.n) if isinstance(space, spaces.Discrete) else int(np.prod(space.shape))
-    return nn.mlp([n_in, *hidden_sizes, n_actions])
-
-
-def encode(space, obs: np.ndarray) -> np.ndarray:
-    """A batch of raw observations as float32 network input (host array).
-
-    Images: scaled to [0, 1]; Discrete: one-hot (B, n); Box: float32 (B, prod(shape)).
-    """
-    obs = np.asarray(obs)
-    if is_image_space(space):
-        return obs.astype(np.float32) * np.float32(1.0 / 255.0)
-    if isinstance(space, spaces.Discrete):
-        out = np.zeros((obs.shape[0], int(space.n)), np.float32)
-        out[np.arange(obs.shape[0]), obs.astype(np.int64).reshape(-1)] = 1.0
-        return out
-    return obs.astype(np.float32).reshape(obs.shape[0], -1)
 
 
 class ObsAdapter:
