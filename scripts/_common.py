@@ -1,8 +1,8 @@
 """Shared by the deep-agent training scripts: hyper-parameter flags generated from an agent's
 config dataclass, ``--resume`` handling, and the reward curve of a run directory.
 
-Not an entry point; ``scripts/train_pg.py`` imports it (Python puts the script's own folder
-first on ``sys.path``). ``scripts/train_dqn.py`` has the same pieces written for DQNConfig.
+Not an entry point; ``scripts/train_dqn.py`` and ``scripts/train_pg.py`` import it (Python
+puts the script's own folder first on ``sys.path``).
 """
 from __future__ import annotations
 

@@ -17,7 +17,6 @@ Times are wall-clock on whatever else the machine is running.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys

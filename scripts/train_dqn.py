@@ -10,20 +10,16 @@ Ctrl+C or SIGTERM saves ``latest`` and exits; ``--resume RUN_DIR`` continues fro
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import dataclasses
-import inspect
 import sys
-from pathlib import Path
 
+from _common import add_config_flags, given_values, plot_run, resumed_args
 from _tabular import add_common_flags, fail, make_env, open_run
 
 from agents.dqn import DQN, DQNConfig, preset_for
 from agents.training_run import TrainingRun
 from rlkit.backend import DeviceUnavailableError
-from rlkit.plotting import reward_curve
-from rlkit.runs import RunDir, read_csv
 
 # How long and how often, by observation kind (the agent's own defaults live in agents.dqn).
 RUN_PRESETS = {
@@ -33,16 +29,6 @@ RUN_PRESETS = {
 }
 CONFIG_FLAGS_SET_ELSEWHERE = {"seed"}  # --seed comes with the common flags
 RESUME_OVERRIDES = ("device", "threads")  # hyper-parameters a resumed run may change
-
-
-def field_docs(cls) -> dict:
-    """The docstring under each field of a dataclass (used as the flag's help)."""
-    body = ast.parse(inspect.getsource(cls)).body[0].body
-    docs = {}
-    for node, after in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(after, ast.Expr):
-            docs[node.target.id] = after.value.value
-    return docs
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,28 +45,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
                         help='extra keyword arguments for envs.make, e.g. \'{"max_num_frames_per_episode": 4000}\'')
-    docs = field_docs(DQNConfig)
     group = parser.add_argument_group("DQN hyper-parameters (unset: the env kind's preset)")
-    for field in dataclasses.fields(DQNConfig):
-        if field.name in CONFIG_FLAGS_SET_ELSEWHERE:
-            continue
-        flags = ["--" + field.name.replace("_", "-")] + (["--lr"] if field.name == "learning_rate" else [])
-        kwargs = dict(dest=field.name, default=None, help=docs.get(field.name, ""))
-        if field.type in ("bool", bool):
-            group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
-        elif field.name == "hidden_sizes":
-            group.add_argument(*flags, type=int, nargs="+", **kwargs)
-        else:
-            kind = {"int": int, "float": float}.get(str(field.type).split(" ")[0], str)
-            group.add_argument(*flags, type=kind, **kwargs)
+    add_config_flags(group, DQNConfig, skip=CONFIG_FLAGS_SET_ELSEWHERE,
+                     aliases={"learning_rate": ["--lr"]})
     return parser
-
-
-def hyperparams_from(args: argparse.Namespace) -> dict:
-    """The DQN keyword arguments the user set on the command line (seed always)."""
-    names = {f.name for f in dataclasses.fields(DQNConfig)}
-    given = {k: v for k, v in vars(args).items() if k in names and v is not None}
-    return {**given, "seed": args.seed}
 
 
 def main(argv=None) -> int:
@@ -88,12 +56,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     resume_dir = args.resume
     if resume_dir:
-        run = RunDir(resume_dir)
-        saved = run.read_config()
-        # the saved flags, overridden by those given now with a non-default value (--steps)
-        changed = {k: v for k, v in vars(args).items() if v != parser.get_default(k)}
-        flags = {k: v for k, v in saved.items() if k in vars(args)}
-        args = argparse.Namespace(**{**vars(args), **flags, **changed})
+        run, args = resumed_args(parser, args)
     env = make_env(args)
     eval_env = make_env(args)
     kind = preset_for(env.observation_space)
@@ -106,10 +69,10 @@ def main(argv=None) -> int:
             if not latest.is_file():
                 fail(f"{latest} does not exist: nothing to resume")
             # how to run may change on resume; what was learned (shapes, schedule) may not
-            how = {k: getattr(args, k) for k in RESUME_OVERRIDES if getattr(args, k) is not None}
+            how = given_values(args, RESUME_OVERRIDES)
             agent = DQN.load(latest, env, replay_path=run.checkpoints / "replay.npz", **how)
         else:
-            hyper = hyperparams_from(args)
+            hyper = {**given_values(args, [f.name for f in dataclasses.fields(DQNConfig)]), "seed": args.seed}
             agent = DQN(env, **hyper)   # before the run folder: a refused config leaves nothing
             run = open_run(args, "dqn", dataclasses.asdict(agent.config))
     except (ValueError, DeviceUnavailableError) as e:
@@ -119,22 +82,10 @@ def main(argv=None) -> int:
                            eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
                            save_replay=args.save_replay, progress=not args.no_progress)
     agent.learn(args.steps, run=training)
-    plot(run, args.env)
+    plot_run(run, f"DQN on {args.env}")
     print(f"stopped at step {agent.steps:,} after {agent.episodes:,} episodes; "
           f"best evaluation {training.best_eval:.2f}; checkpoints in {run.checkpoints}")
     return 0
-
-
-def plot(run: RunDir, title: str) -> None:
-    """reward_curve.png from progress.csv and eval.csv (when there is anything to draw)."""
-    progress = read_csv(run / "progress.csv") if (run / "progress.csv").is_file() else []
-    if not progress:
-        return
-    evals = read_csv(run / "eval.csv") if (run / "eval.csv").is_file() else []
-    reward_curve([int(r["step"]) for r in progress], [float(r["return"]) for r in progress],
-                 run / "reward_curve.png", title=f"DQN on {title}",
-                 eval_steps=[int(r["step"]) for r in evals],
-                 eval_returns=[float(r["mean_return"]) for r in evals])
 
 
 if __name__ == "__main__":

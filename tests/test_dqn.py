@@ -10,9 +10,9 @@ import pytest
 import envs
 from agents.dqn import DQN, td_targets
 from agents.planning import ValueIteration
-from agents.training_run import TrainingRun, evaluate
+from agents.training_run import evaluate
 from rlkit import Tensor, nn
-from rlkit.runs import RunDir, read_csv
+from rlkit.runs import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import numpy as np
 from rlkit import functions as F
 from rlkit.backend import get_array_module
 from rlkit.nn.module import Module, Parameter
-from rlkit.tensor import Tensor, as_tensor, is_grad_enabled
+from rlkit.tensor import Tensor, as_tensor
 
 
 class _BatchNorm(Module):
