@@ -11,6 +11,7 @@ import json
 import os
 
 import numpy as np
+from gymnasium import spaces
 
 from rlkit.runs import load_npz, save_npz_atomic
 
@@ -18,11 +19,42 @@ FORMAT = 1
 
 
 def env_signature(env) -> dict:
-    """What a checkpoint records about its env: id (or class name) and both spaces, as text."""
+    """What a checkpoint records about its env: id (or class name), both spaces as text (what
+    loading compares) and as JSON (what rebuilds them for an agent loaded without an env)."""
     spec = getattr(env, "spec", None)
     return {"id": spec.id if spec is not None else type(env.unwrapped).__name__,
             "observation_space": str(env.observation_space),
-            "action_space": str(env.action_space)}
+            "action_space": str(env.action_space),
+            "spaces": {"observation": space_to_json(env.observation_space),
+                       "action": space_to_json(env.action_space)}}
+
+
+def space_to_json(space) -> dict:
+    """A Discrete or Box space as a JSON-able dict (Box bounds reduced to their min and max)."""
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+                "low": float(np.min(space.low)), "high": float(np.max(space.high))}
+    raise ValueError(f"cannot record a {type(space).__name__} space in a checkpoint")
+
+
+def space_from_json(saved: dict):
+    """Inverse of :func:`space_to_json`."""
+    if saved["type"] == "Discrete":
+        return spaces.Discrete(saved["n"], start=saved["start"])
+    return spaces.Box(saved["low"], saved["high"], tuple(saved["shape"]), np.dtype(saved["dtype"]))
+
+
+class SpacesOnly:
+    """A stand-in env holding only the spaces a checkpoint recorded: enough to ``predict``."""
+
+    def __init__(self, signature: dict):
+        if "spaces" not in signature:
+            raise ValueError("this checkpoint predates recorded spaces; load it with env=")
+        self.observation_space = space_from_json(signature["spaces"]["observation"])
+        self.action_space = space_from_json(signature["spaces"]["action"])
+        self.spec, self.unwrapped = None, self
 
 
 def save_checkpoint(path: str | os.PathLike, agent, meta: dict, **arrays: np.ndarray) -> None:

@@ -24,7 +24,6 @@ game starts a fresh episode) and, when it was saved, the replay memory.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -32,7 +31,7 @@ from gymnasium import spaces
 
 from agents import networks
 from agents.networks import ObsAdapter, prefixed, seed_everything, unprefixed
-from agents.base import env_signature, load_checkpoint, save_checkpoint
+from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint
 from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit import nn, no_grad, optim
 from rlkit.backend import array_module_for, resolve_device, set_num_threads, to_device
@@ -314,7 +313,7 @@ class DQN:
         """
         header, arrays = load_checkpoint(path, cls, env)
         hyper = {**header["hyperparams"], **overrides}
-        agent = cls(env if env is not None else _SpacesOnly(header["env"]), **hyper)
+        agent = cls(env if env is not None else SpacesOnly(header["env"]), **hyper)
         agent.q_net.load_state_dict(unprefixed("q", arrays))
         target = unprefixed("target", arrays)
         agent.target_net.load_state_dict(target or unprefixed("q", arrays))  # weights-only files
@@ -343,27 +342,3 @@ def _clone_structure(module: nn.Module) -> nn.Module:
     """A second instance of a user-given network for the target (same class, same weights)."""
     import copy
     return copy.deepcopy(module)
-
-
-class _SpacesOnly:
-    """A stand-in env holding only the spaces a checkpoint was saved with (for predict)."""
-
-    def __init__(self, signature: dict):
-        self.observation_space = _parse_space(signature["observation_space"])
-        self.action_space = _parse_space(signature["action_space"])
-        self.spec = None
-        self.unwrapped = self
-
-
-def _parse_space(text: str):
-    """Rebuild Discrete(n) / Box(low, high, shape, dtype) from its str() (as saved)."""
-    if text.startswith("Discrete("):
-        return spaces.Discrete(int(text[len("Discrete("):-1].split(",")[0]))
-    if text.startswith("Box("):
-        inner = text[len("Box("):-1]
-        shape_start = inner.index("(")
-        shape = json.loads("[" + inner[shape_start + 1:inner.index(")", shape_start)].rstrip(",") + "]")
-        dtype = inner.rsplit(",", 1)[1].strip()
-        low, high = (0, 255) if dtype == "uint8" else (-np.inf, np.inf)
-        return spaces.Box(low, high, tuple(shape), np.dtype(dtype))
-    raise ValueError(f"cannot rebuild space {text!r} from a checkpoint; pass env= to load()")

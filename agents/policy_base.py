@@ -18,7 +18,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
 from agents import networks
-from agents.base import env_signature, load_checkpoint, save_checkpoint
+from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint
 from agents.policy_networks import (BOOK_INPUTS, Core, PolicyNetwork, book_network, encoder_for,
                                     state_rows)
 from agents.training_run import TrainingRun
@@ -251,8 +251,6 @@ class PolicyAgent:
         extra_meta, extra_arrays = self._extra_state()
         meta = {"hyperparams": dataclasses.asdict(self.config),
                 "env": self._env_signature,
-                "spaces": {"observation": _space_to_json(self.observation_space),
-                           "n_actions": self.n_actions},
                 "steps": self.steps, "episodes": self.episodes, "updates": self.updates,
                 "rng": generator_state(self.rng), "global_rng": global_rng_state(),
                 "run_state": run_state or {}, **extra_meta}
@@ -268,7 +266,7 @@ class PolicyAgent:
         """
         header, arrays = load_checkpoint(path, cls, _SingleEnvView.of(env))
         hyper = {**header["hyperparams"], **overrides}
-        agent = cls(env if env is not None else _SpacesOnly(header["spaces"]), **hyper)
+        agent = cls(env if env is not None else SpacesOnly(header["env"]), **hyper)
         if env is None:
             agent.env, agent._env_signature = None, header["env"]
         agent.net.load_state_dict(networks.unprefixed("net", arrays))
@@ -293,24 +291,3 @@ class _SingleEnvView:
     @classmethod
     def of(cls, env):
         return None if env is None else cls(env)
-
-
-class _SpacesOnly:
-    """A stand-in env holding only the spaces a checkpoint records (for ``predict``)."""
-
-    def __init__(self, saved: dict):
-        self.observation_space = _space_from_json(saved["observation"])
-        self.action_space = spaces.Discrete(saved["n_actions"])
-
-
-def _space_to_json(space) -> dict:
-    if isinstance(space, spaces.Discrete):
-        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
-    return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
-            "low": float(np.min(space.low)), "high": float(np.max(space.high))}
-
-
-def _space_from_json(saved: dict):
-    if saved["type"] == "Discrete":
-        return spaces.Discrete(saved["n"], start=saved["start"])
-    return spaces.Box(saved["low"], saved["high"], tuple(saved["shape"]), np.dtype(saved["dtype"]))
