@@ -218,7 +218,7 @@ class DQN:
         self.optimizer.zero_grad()
         loss.backward()
         if c.max_grad_norm:
-            optim.clip_grad_norm_(self.optimizer.params, c.max_grad_norm)
+            self.optimizer.clip_grad_norm(c.max_grad_norm)
         self.optimizer.step()
         self.updates += 1
         return loss.item()

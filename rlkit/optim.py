@@ -64,6 +64,16 @@ class Optimizer:
             p.grad = grad
         self.flat_grad.fill(0)
 
+    def clip_grad_norm(self, max_norm: float) -> float:
+        """:func:`clip_grad_norm_` over this optimiser's parameters, on the flat buffer: one dot
+        product and one scale instead of a pass per parameter. Returns the norm before clipping."""
+        self._sync()
+        xp = get_array_module(self.flat_grad)
+        total = math.sqrt(float(xp.dot(self.flat_grad, self.flat_grad)))
+        if total > max_norm:
+            self.flat_grad *= max_norm / (total + 1e-6)
+        return total
+
     def step(self) -> None:
         """Apply one update from the current gradients."""
         self._sync()

@@ -101,6 +101,16 @@ def test_clip_grad_norm_scales_all_gradients_together():
     assert optim.clip_grad_norm_([a, b], max_norm=10.0) == pytest.approx(1.0, rel=1e-5)
 
 
+def test_optimizer_clip_grad_norm_on_the_flat_buffer_matches_the_free_function():
+    a, b = nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))
+    opt = optim.SGD([a, b], lr=1.0)
+    a.grad[...], b.grad[...] = [3.0, 0.0], [4.0]
+    assert opt.clip_grad_norm(1.0) == pytest.approx(5.0)
+    np.testing.assert_allclose(np.concatenate([a.grad, b.grad]), [0.6, 0, 0.8], rtol=1e-5)
+    opt.step()
+    np.testing.assert_allclose(np.concatenate([a.data, b.data]), [-0.6, 0, -0.8], rtol=1e-5)
+
+
 def test_learning_rate_schedules():
     opt = optim.SGD([nn.Parameter(np.zeros(1, np.float32))], lr=1.0)
     step = optim.StepDecay(opt, step_size=2, gamma=0.5)
