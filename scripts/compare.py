@@ -1,6 +1,6 @@
 """Compare planners and learners on one world, with the same budget for every learner.
 
-    python scripts/compare.py --env Gridworld --agents value_iteration,q_learning,dqn --seeds 3
+    python scripts/compare.py --env Gridworld --agents value_iteration,q_learning,dqn,pg --seeds 3
     python scripts/compare.py --env RoomExit
     python scripts/compare.py --env Gridworld --living-reward -0.1 \
         --env-kwargs '{"grid": ["....G", ".#..P", "S...."]}'
@@ -39,14 +39,14 @@ from _tabular import fail, make_env
 from agents.dqn import DQN
 from agents.mdp import model_of
 from agents.planning import ValueIteration
+from agents.policy_gradient import PolicyGradient
 from agents.q_learning import QLearning
 from agents.training_run import TrainingRun, evaluate
 from rlkit.plotting import learning_curves, plt
 from rlkit.runs import atomic_open, write_json_atomic
 
 PLANNERS = ("value_iteration",)
-LEARNERS = ("q_learning", "dqn")
-NOT_YET = {"pg": "the policy-gradient agent (agents/policy_gradient.py) has not landed yet"}
+LEARNERS = ("q_learning", "dqn", "pg")
 # Discount and env-step budget per world (lower-case name prefix); RoomExit uses the book's 0.8.
 WORLDS = {"roomexit": dict(gamma=0.8, steps=3_000),
           "gridworld": dict(gamma=0.99, steps=20_000),
@@ -59,7 +59,7 @@ CHECK_EVERY = 50         # DQN: steps between looks at its greedy policy
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="RoomExit", help="RoomExit, Gridworld, FrozenLake-v1 or another Discrete world")
-    p.add_argument("--agents", default="value_iteration,q_learning,dqn",
+    p.add_argument("--agents", default="value_iteration,q_learning,dqn,pg",
                    help=f"comma-separated, from {', '.join(PLANNERS + LEARNERS)}")
     p.add_argument("--seeds", type=int, default=3, help="training runs per learner (seeds 0..N-1)")
     p.add_argument("--steps", type=int, help="environment steps per learner run (default: by world)")
@@ -75,8 +75,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = p.parse_args(argv)
     args.agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     for name in args.agents:
-        if name in NOT_YET:
-            fail(f"{name}: {NOT_YET[name]}; choose from {', '.join(PLANNERS + LEARNERS)}")
         if name not in PLANNERS + LEARNERS:
             fail(f"unknown agent {name!r}: choose from {', '.join(PLANNERS + LEARNERS)}")
     if not args.agents or args.seeds < 1 or (args.steps is not None and args.steps < 1):
@@ -177,20 +175,23 @@ def train_q_learning(env, seed: int, args, judge: Judge | None) -> tuple[QLearni
     return agent, points
 
 
-def train_dqn(env, seed: int, args, judge: Judge | None) -> tuple[DQN, list]:
-    """DQN (its preset for the observation space) for args.steps steps."""
-    agent = DQN(env, gamma=args.gamma, seed=seed)
-    log = _EpisodeLog(args.steps)
+def deep_trainer(agent_cls):
+    """A trainer for a network agent (DQN, REINFORCE): its preset for the observation space,
+    args.steps environment steps, the greedy policy judged every CHECK_EVERY steps."""
+    def train(env, seed: int, args, judge: Judge | None):
+        agent = agent_cls(env, gamma=args.gamma, seed=seed)
+        log = _EpisodeLog(args.steps)
 
-    def after_step(agent, step):
-        if judge is not None and step % CHECK_EVERY == 0:
-            judge.check(agent, step)
+        def after_step(agent, step):
+            if judge is not None and step % CHECK_EVERY == 0:
+                judge.check(agent, step)
 
-    agent.learn(args.steps, callback=after_step, run=log)
-    return agent, log.points
+        agent.learn(args.steps, callback=after_step, run=log)
+        return agent, log.points
+    return train
 
 
-TRAINERS = {"q_learning": train_q_learning, "dqn": train_dqn}
+TRAINERS = {"q_learning": train_q_learning, "dqn": deep_trainer(DQN), "pg": deep_trainer(PolicyGradient)}
 
 
 def run_learner(name: str, seed: int, args, judge: Judge | None) -> RunResult:

@@ -25,8 +25,8 @@ def test_room_exit_in_under_a_minute_every_agent_optimal(compare, tmp_path, caps
     start = time.perf_counter()
     results = compare.main(["--env", "RoomExit", "--out", str(tmp_path)])
     assert time.perf_counter() - start < 60
-    assert set(results) == {"value_iteration", "q_learning", "dqn"}
-    assert [len(runs) for runs in results.values()] == [1, 3, 3]
+    assert set(results) == {"value_iteration", "q_learning", "dqn", "pg"}
+    assert [len(runs) for runs in results.values()] == [1, 3, 3, 3]
     for name, runs in results.items():
         for run in runs:
             assert run.share == 1.0, name
@@ -67,7 +67,6 @@ def test_judge_counts_ties_as_optimal(compare):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["--agents", "value_iteration,pg"], "pg: the policy-gradient agent"),
     (["--agents", "sarsa"], "unknown agent 'sarsa'"),
     (["--env", "Gridworld", "--env-kwargs", '{"grid": ["..G", "S.X"]}'], "unknown character 'X'"),
 ])
