@@ -194,6 +194,15 @@ class PolicyAgent:
         actions, self._predict_state = self._act(rows, state, deterministic=deterministic)
         return actions if batch else int(actions[0])
 
+    def action_probabilities(self, obs) -> np.ndarray:
+        """pi(. | obs) for one observation, shape (n_actions,), e.g. for a viewer's panel.
+
+        A recurrent agent reads the LSTM state ``predict`` carries, without advancing it.
+        """
+        with no_grad():
+            dist, _, _ = self.net(self._observations(np.asarray(obs)[None]), self._predict_state)
+        return np.asarray(dist.probs())[0].reshape(-1)
+
     def reset_state(self) -> None:
         """Forget the LSTM state ``predict`` carries (call at the start of every episode)."""
         self._predict_state = None

@@ -24,14 +24,17 @@ import numpy as np
 
 from _tabular import action_names, fail, make_env
 
+from agents.actor_critic import ActorCritic
 from agents.dqn import DQN
 from agents.planning import PolicyIteration, ValueIteration
+from agents.policy_gradient import PolicyGradient
 from agents.q_learning import QLearning
 from envs.atari import UPDOWN_ACTIONS
 from rlkit.runs import read_json
 from rlkit.viewer import PanelInfo, Viewer
 
-AGENT_CLASSES = {cls.__name__: cls for cls in (QLearning, ValueIteration, PolicyIteration, DQN)}
+AGENT_CLASSES = {cls.__name__: cls for cls in (QLearning, ValueIteration, PolicyIteration, DQN,
+                                                PolicyGradient, ActorCritic)}
 # Where a run directory keeps the agent, in order of preference.
 CHECKPOINTS = ("checkpoints/best.npz", "checkpoints/latest.npz", "agent.npz")
 ENV_FLAGS = ("living_reward", "slip", "env_kwargs")  # what a run's config.json may say of its env
@@ -112,12 +115,15 @@ def load_agent(checkpoint: Path, header: dict, env):
 def action_values(agent, obs, n_actions: int) -> tuple[str, np.ndarray]:
     """(heading, (n_actions,) values) for the panel; NaN marks an action that does not exist.
 
-    Q-values for the value-based agents; uniform probabilities for the random agent (None).
+    Q-values for the value-based agents, the policy's probabilities for the policy-gradient
+    agents, uniform probabilities for the random agent (None).
     """
     if agent is None:
         return "action probabilities", np.full(n_actions, 1.0 / n_actions)
     if isinstance(agent, DQN):
         return "Q-values", agent.q_values(obs)
+    if isinstance(agent, (PolicyGradient, ActorCritic)):
+        return "action probabilities", agent.action_probabilities(obs)
     if isinstance(agent, QLearning):
         s = int(obs)
         return "Q-values", np.where(agent.valid[s], agent.q_table[s], np.nan)

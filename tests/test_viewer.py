@@ -74,6 +74,17 @@ def test_watch_dqn_checkpoint_panel_shows_its_q_values(watch, tmp_path):
     np.testing.assert_allclose(values, agent.q_values(2))
 
 
+def test_watch_policy_gradient_checkpoint_panel_shows_its_probabilities(watch, tmp_path):
+    from agents.policy_gradient import PolicyGradient
+    agent = PolicyGradient(envs.make("RoomExit"), seed=0)
+    agent.save(tmp_path / "pg.npz")
+    summary = watch.main([str(tmp_path / "pg.npz"), "--headless", "--max-steps", "3"])
+    assert summary["steps"] == 3
+    kind, values = watch.action_values(agent, 2, 6)
+    assert kind == "action probabilities"
+    assert values.shape == (6,) and values.sum() == pytest.approx(1.0, abs=1e-5)
+
+
 def test_play_pong_headless_takes_no_op_without_keys(watch):
     summary = watch.main(["--env", "Pong", "--play", "--headless", "--max-steps", "4"])
     assert summary["steps"] == 4
