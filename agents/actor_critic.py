@@ -155,10 +155,7 @@ class ActorCritic(PolicyAgent):
             self._reset_envs()
         while self.steps < total_steps:
             run.last_loss = self._update(self._collect(run))
-            stopped = run.after_step(self, self.steps)
-            if callback is not None and callback(self, self.steps) is False:
-                stopped = True
-            if stopped:
+            if run.after_step(self, self.steps, callback=callback):
                 return True
         return False
 

@@ -267,9 +267,7 @@ class DQN:
                     run.last_loss = self.train_step()
                 if self.steps % c.target_update == 0:
                     self.update_target()
-                stopped = run.after_step(self, self.steps, epsilon)
-                if callback is not None and callback(self, self.steps) is False:
-                    stopped = True
+                stopped = run.after_step(self, self.steps, epsilon, callback)
             if not stopped:
                 run.evaluate(self, self.steps)  # a run always ends with an evaluation
             self._run_state = (run.wall_time, run.best_eval)

@@ -131,10 +131,7 @@ class PolicyGradient(PolicyAgent):
             self.steps += 1
             if terminated or truncated:
                 self._end_episode(run)
-            stopped = run.after_step(self, self.steps)
-            if callback is not None and callback(self, self.steps) is False:
-                stopped = True
-            if stopped:
+            if run.after_step(self, self.steps, callback=callback):
                 return True
         return False
 

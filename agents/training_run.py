@@ -77,6 +77,7 @@ class TrainingRun:
         self._clock_start = time.monotonic()
         self._wall_offset = 0.0  # wall time of earlier sessions of a resumed run
         self._rate_mark = (0, time.monotonic())
+        self._last_step = 0
         self.steps_per_second = 0.0
 
     # ------------------------------------------------------------------ lifecycle
@@ -89,6 +90,7 @@ class TrainingRun:
         self._wall_offset, self.best_eval = wall_time, best_eval
         self._clock_start = time.monotonic()
         self._rate_mark = (step, time.monotonic())
+        self._last_step = step
         self._bar = ProgressBar(self.total_steps, initial=step, enabled=self.show_progress)
 
     def __exit__(self, *exc) -> bool:
@@ -120,8 +122,10 @@ class TrainingRun:
                 "steps_per_second": round(self.steps_per_second, 1),
                 "wall_time": round(self.wall_time, 2)})
 
-    def after_step(self, agent, step: int, epsilon: float = float("nan")) -> bool:
-        """Advance the bar; evaluate and checkpoint on schedule. True when the loop must stop."""
+    def after_step(self, agent, step: int, epsilon: float = float("nan"), callback=None) -> bool:
+        """Advance the bar; evaluate and checkpoint when ``step`` has crossed their schedule
+        (so agents that advance many steps at once, like A2C, keep it too); call
+        ``callback(agent, step)``. True when the loop must stop (signal, or callback False)."""
         now = time.monotonic()
         if now - self._rate_mark[1] >= 2.0:
             self.steps_per_second = (step - self._rate_mark[0]) / (now - self._rate_mark[1])
@@ -129,11 +133,15 @@ class TrainingRun:
         if self._bar is not None:
             mean = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
             self._bar.update(step, eps=epsilon, ret=mean, loss=self.last_loss)
-        if self.eval_every and step % self.eval_every == 0:
+        if _crossed(self._last_step, step, self.eval_every):
             self.evaluate(agent, step)
-        if self.checkpoint_every and step % self.checkpoint_every == 0:
+        if _crossed(self._last_step, step, self.checkpoint_every):
             self.checkpoint(agent)
-        return self.stop_requested
+        self._last_step = step
+        stop = self.stop_requested
+        if callback is not None and callback(agent, step) is False:
+            stop = True
+        return stop
 
     def evaluate(self, agent, step: int) -> float:
         """Evaluate now, append to eval.csv, and save ``best`` when the mean improves."""
@@ -159,6 +167,11 @@ class TrainingRun:
         agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval},
                    replay_path=self.run_dir.checkpoints / "replay.npz" if self.save_replay else None)
         return path
+
+
+def _crossed(previous: int, step: int, every: int) -> bool:
+    """Whether a multiple of ``every`` lies in (previous, step] (never when every is 0)."""
+    return bool(every) and step // every > previous // every
 
 
 # ---------------------------------------------------------------------- env state for resume

@@ -11,6 +11,7 @@ import ast
 import dataclasses
 import inspect
 
+from agents.training_run import TrainingRun
 from rlkit.plotting import reward_curve
 from rlkit.runs import RunDir, read_csv
 
@@ -72,3 +73,18 @@ def plot_run(run: RunDir, title: str) -> None:
                  run / "reward_curve.png", title=title,
                  eval_steps=[int(r["step"]) for r in evals],
                  eval_returns=[float(r["mean_return"]) for r in evals])
+
+
+def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: str,
+                 save_replay: bool = False) -> TrainingRun:
+    """Train ``agent`` to ``args.steps`` in ``run`` (evaluation and checkpoint schedules from
+    ``args``), draw the reward curve and print where it stopped. Returns the TrainingRun."""
+    print(f"run directory: {run.path}  ({title}, {agent.steps:,} of {args.steps:,} steps done)")
+    training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=args.eval_every,
+                           eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+                           save_replay=save_replay, progress=not args.no_progress)
+    agent.learn(args.steps, run=training)
+    plot_run(run, title)
+    print(f"stopped at step {agent.steps:,} after {agent.episodes:,} episodes; "
+          f"best evaluation {training.best_eval:.2f}; checkpoints in {run.checkpoints}")
+    return training

@@ -14,11 +14,10 @@ import json
 import dataclasses
 import sys
 
-from _common import add_config_flags, given_values, plot_run, resumed_args
+from _common import add_config_flags, given_values, resumed_args, train_in_run
 from _tabular import add_common_flags, fail, make_env, open_run
 
 from agents.dqn import DQN, DQNConfig, preset_for
-from agents.training_run import TrainingRun
 from rlkit.backend import DeviceUnavailableError
 
 # How long and how often, by observation kind (the agent's own defaults live in agents.dqn).
@@ -77,14 +76,7 @@ def main(argv=None) -> int:
             run = open_run(args, "dqn", dataclasses.asdict(agent.config))
     except (ValueError, DeviceUnavailableError) as e:
         fail(e)
-    print(f"run directory: {run.path}  ({kind} preset, {agent.steps:,} of {args.steps:,} steps done)")
-    training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=args.eval_every,
-                           eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                           save_replay=args.save_replay, progress=not args.no_progress)
-    agent.learn(args.steps, run=training)
-    plot_run(run, f"DQN on {args.env}")
-    print(f"stopped at step {agent.steps:,} after {agent.episodes:,} episodes; "
-          f"best evaluation {training.best_eval:.2f}; checkpoints in {run.checkpoints}")
+    train_in_run(agent, run, args, eval_env, f"DQN on {args.env} ({kind} preset)", args.save_replay)
     return 0
 
 

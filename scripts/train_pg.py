@@ -25,14 +25,13 @@ import sys
 
 import gymnasium as gym
 
-from _common import add_config_flags, given_values, plot_run, resumed_args
+from _common import add_config_flags, given_values, resumed_args, train_in_run
 from _tabular import _ENV_ERRORS, add_common_flags, fail, open_run
 
 import envs
 from agents.actor_critic import ActorCritic, ActorCriticConfig
 from agents.policy_base import PolicyConfig
 from agents.policy_gradient import PolicyGradient, PolicyGradientConfig
-from agents.training_run import TrainingRun
 from rlkit.backend import DeviceUnavailableError
 
 ALGOS = {"reinforce": (PolicyGradient, PolicyGradientConfig), "a2c": (ActorCritic, ActorCriticConfig)}
@@ -94,11 +93,6 @@ def make_envs(args: argparse.Namespace) -> tuple:
         fail(f"cannot make env {args.env!r}{' with ' + str(kwargs) if kwargs else ''}: {e}")
 
 
-def stride(agent) -> int:
-    """Steps between two points where the agent reports: 1, or n_envs * n_steps for A2C."""
-    return agent.n_envs * agent.config.n_steps if isinstance(agent, ActorCritic) else 1
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -127,19 +121,7 @@ def main(argv=None) -> int:
             run = open_run(args, f"pg-{args.algo}", dataclasses.asdict(agent.config))
     except (ValueError, TypeError, DeviceUnavailableError, gym.error.Error) as e:
         fail(e)
-    # A2C reports every n_envs * n_steps steps: schedules are rounded up to whole strides
-    every = stride(agent)
-    eval_every, checkpoint_every = (-(-n // every) * every if n else 0
-                                    for n in (args.eval_every, args.checkpoint_every))
-    print(f"run directory: {run.path}  ({args.algo}, policy {agent.config.policy}, "
-          f"{agent.steps:,} of {args.steps:,} steps done)")
-    training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=eval_every,
-                           eval_episodes=args.eval_episodes, checkpoint_every=checkpoint_every,
-                           progress=not args.no_progress)
-    agent.learn(args.steps, run=training)
-    plot_run(run, f"{args.algo} on {args.env}")
-    print(f"stopped at step {agent.steps:,} after {agent.episodes:,} episodes; "
-          f"best evaluation {training.best_eval:.2f}; checkpoints in {run.checkpoints}")
+    train_in_run(agent, run, args, eval_env, f"{args.algo} on {args.env} (policy {agent.config.policy})")
     return 0
 
 
