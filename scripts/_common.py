@@ -88,3 +88,19 @@ def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: 
     print(f"stopped at step {agent.steps:,} after {agent.episodes:,} episodes; "
           f"best evaluation {training.best_eval:.2f}; checkpoints in {run.checkpoints}")
     return training
+
+
+def fill_defaults(args: argparse.Namespace, defaults: dict) -> None:
+    """Set each flag of ``defaults`` that the user (or the resumed config) left as None."""
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+
+
+def latest_checkpoint(run: RunDir):
+    """``<run>/checkpoints/latest.npz``; exits with one line when there is nothing to resume."""
+    latest = run.checkpoints / "latest.npz"
+    if not latest.is_file():
+        from _tabular import fail
+        fail(f"{latest} does not exist: nothing to resume")
+    return latest

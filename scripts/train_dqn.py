@@ -14,7 +14,8 @@ import json
 import dataclasses
 import sys
 
-from _common import add_config_flags, given_values, resumed_args, train_in_run
+from _common import (add_config_flags, fill_defaults, given_values, latest_checkpoint,
+                     resumed_args, train_in_run)
 from _tabular import add_common_flags, fail, make_env, open_run
 
 from agents.dqn import DQN, DQNConfig, preset_for
@@ -59,14 +60,10 @@ def main(argv=None) -> int:
     env = make_env(args)
     eval_env = make_env(args)
     kind = preset_for(env.observation_space)
-    for name, value in RUN_PRESETS[kind].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_defaults(args, RUN_PRESETS[kind])
     try:
         if resume_dir:
-            latest = run.checkpoints / "latest.npz"
-            if not latest.is_file():
-                fail(f"{latest} does not exist: nothing to resume")
+            latest = latest_checkpoint(run)
             # how to run may change on resume; what was learned (shapes, schedule) may not
             how = given_values(args, RESUME_OVERRIDES)
             agent = DQN.load(latest, env, replay_path=run.checkpoints / "replay.npz", **how)

@@ -25,7 +25,8 @@ import sys
 
 import gymnasium as gym
 
-from _common import add_config_flags, given_values, resumed_args, train_in_run
+from _common import (add_config_flags, fill_defaults, given_values, latest_checkpoint,
+                     resumed_args, train_in_run)
 from _tabular import _ENV_ERRORS, add_common_flags, fail, open_run
 
 import envs
@@ -106,14 +107,10 @@ def main(argv=None) -> int:
     if foreign:
         fail(f"--{foreign[0].replace('_', '-')} does not apply to --algo {args.algo}")
     env, eval_env = make_envs(args)
-    for name, value in RUN_PRESETS["pong" if is_pong(args.env) else "other"].items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    fill_defaults(args, RUN_PRESETS["pong" if is_pong(args.env) else "other"])
     try:
         if resume_dir:
-            latest = run.checkpoints / "latest.npz"
-            if not latest.is_file():
-                fail(f"{latest} does not exist: nothing to resume")
+            latest = latest_checkpoint(run)
             agent = agent_cls.load(latest, env, **given_values(args, RESUME_OVERRIDES))
         else:
             hyper = {**given_values(args, config_cls.__dataclass_fields__), "seed": args.seed}
