@@ -63,6 +63,12 @@ class RlkitSide:
     def max(self, x, dim: int):
         return x.max(axis=dim)
 
+    def argmax_index(self, x, dim: int):
+        return x.argmax(axis=dim)[:, None]  # a plain integer array, what gather takes
+
+    def clip_grad_norm(self, optimizer, parameters, max_norm: float):
+        optimizer.clip_grad_norm(max_norm)
+
     def info(self) -> dict:
         import numba
         return {"rlkit": _git_commit(), "numpy": np.__version__, "numba": numba.__version__,
@@ -93,6 +99,12 @@ class TorchSide:
 
     def max(self, x, dim: int):
         return x.max(dim=dim).values
+
+    def argmax_index(self, x, dim: int):
+        return x.argmax(dim=dim, keepdim=True)
+
+    def clip_grad_norm(self, optimizer, parameters, max_norm: float):
+        self.nn.utils.clip_grad_norm_(parameters, max_norm)
 
     def info(self) -> dict:
         torch = self.module
@@ -134,6 +146,33 @@ def dqn_train_step(fw, rng):
         loss = fw.huber(q, y)
         opt.zero_grad()
         loss.backward()
+        opt.step()
+    return step
+
+
+def dqn_agent_update(fw, rng):
+    """agents/dqn.py's update with its Pong defaults, batch 32: uint8 frames scaled to [0, 1],
+    Double DQN targets (target and online nets on s' under no_grad), online Q at the taken
+    actions, Huber loss, backward, gradient norm clipped to 10, Adam. (scripts/bench_dqn.py
+    uses this case as the PyTorch yardstick of its measured update.)"""
+    online, target = nature_cnn(fw), nature_cnn(fw)
+    opt = fw.optim.Adam(online.parameters(), lr=1e-4)
+    frames = rng.integers(0, 256, (2, BATCH, 4, 84, 84), dtype=np.uint8)  # what replay returns
+    actions = fw.index(rng.integers(0, N_ACTIONS, (BATCH, 1)))
+    rewards = fw.tensor(rng.standard_normal(BATCH).astype(np.float32))
+    not_done = fw.tensor((rng.random(BATCH) > 0.1).astype(np.float32))
+
+    def step():
+        obs = fw.tensor(frames[0].astype(np.float32) / np.float32(255))
+        next_obs = fw.tensor(frames[1].astype(np.float32) / np.float32(255))
+        with fw.no_grad():
+            best = fw.argmax_index(online(next_obs), dim=1)
+            y = rewards + GAMMA * not_done * target(next_obs).gather(1, best).reshape(-1)
+        q = online(obs).gather(1, actions).reshape(-1)
+        loss = fw.huber(q, y)
+        opt.zero_grad()
+        loss.backward()
+        fw.clip_grad_norm(opt, online.parameters(), 10.0)
         opt.step()
     return step
 
@@ -182,7 +221,8 @@ def lstm_fwd_bwd(fw, rng):
     return step
 
 
-CASES = {f.__name__: f for f in (dqn_train_step, cnn_forward_b1, mlp_train_step, lstm_fwd_bwd)}
+CASES = {f.__name__: f for f in (dqn_train_step, dqn_agent_update, cnn_forward_b1, mlp_train_step,
+                                  lstm_fwd_bwd)}
 
 # multiply-adds per sample of each Nature-CNN layer: output elements x fan-in
 NATURE_CNN_MACS = (32 * 20 * 20 * 4 * 8 * 8, 64 * 9 * 9 * 32 * 4 * 4, 64 * 7 * 7 * 64 * 3 * 3,
@@ -199,6 +239,9 @@ def case_flops(case: str) -> int:
     if case == "dqn_train_step":
         forward = sum(NATURE_CNN_MACS)
         macs = BATCH * (forward + 3 * forward - NATURE_CNN_MACS[0])  # target fwd + online train
+    elif case == "dqn_agent_update":
+        forward = sum(NATURE_CNN_MACS)
+        macs = BATCH * (2 * forward + 3 * forward - NATURE_CNN_MACS[0])  # + online fwd on s'
     elif case == "cnn_forward_b1":
         macs = sum(NATURE_CNN_MACS)
     elif case == "mlp_train_step":

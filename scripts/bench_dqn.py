@@ -5,11 +5,19 @@
 Runs the real ``DQN.learn`` loop (Nature CNN, batch 32, train every 4 steps) and times its
 parts by wrapping them: env step, acting (epsilon-greedy forward), replay add, replay sample,
 and the rest of the update (targets, forward, backward, Adam). The first ``--warmup`` steps
-fill the replay memory and are not timed. Writes results/bench/dqn.json.
+fill the replay memory and are not timed.
+
+The yardstick: the same update (scripts/_bench_core_worker.py's ``dqn_agent_update`` case)
+timed for rlkit and for PyTorch CPU, each in a process of its own with the same thread count,
+alternating ``--rounds`` times (best round counts, as in bench_core.py). From them: the steps
+per second this loop would reach if its update took PyTorch's time, i.e. what the target asks
+of any CPU framework on this machine. Skipped, and said so, without torch (the ``bench`` extra).
+Writes results/bench/dqn.json.
 """
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import platform
@@ -17,6 +25,8 @@ import resource
 import time
 from collections import defaultdict
 from pathlib import Path
+
+from bench_core import best_round, measure
 
 import envs
 from agents.dqn import DQN
@@ -45,6 +55,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2000, help="untimed steps that fill the replay")
     parser.add_argument("--steps", type=int, default=4000, help="timed steps (with learning)")
     parser.add_argument("--threads", type=int, default=0, help="BLAS threads (0: library default)")
+    parser.add_argument("--rounds", type=int, default=3, help="yardstick rounds per framework")
     parser.add_argument("--out", default="results/bench/dqn.json")
     args = parser.parse_args()
 
@@ -82,6 +93,7 @@ def main() -> None:
         "ms_per_update": 1000 * update / max(agent.updates, 1),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "replay_bytes_per_transition": agent.replay.bytes_per_transition,
+        "yardstick": yardstick(args, wall - update, agent.updates),
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
@@ -89,7 +101,39 @@ def main() -> None:
           f"{result['ms_per_update']:.1f} ms per update, peak RSS {result['peak_rss_mb']:.0f} MB")
     for name, ms in sorted(result["ms_per_step"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:14s} {ms:7.3f} ms/step")
+    stick = result["yardstick"]
+    if "torch_update_ms" in stick:
+        print(f"the update alone, separate processes, {stick['threads']} threads: rlkit "
+              f"{stick['rlkit_update_ms']:.1f} ms, torch {stick['torch_update_ms']:.1f} ms "
+              f"(ratio {stick['ratio']:.2f}); this loop with torch's update: "
+              f"{stick['steps_per_second_with_torch_update']:.1f} steps/s")
+    else:
+        print(f"yardstick: {stick['skipped']}")
     print(f"load average {load_before:.2f} -> {os.getloadavg()[0]:.2f}; wrote {args.out}")
+
+
+def yardstick(args, loop_without_update_s: float, updates: int) -> dict:
+    """rlkit's and PyTorch's time for the same update, and the steps/s of this loop (its own
+    env, acting and replay time) with each of them in place of the measured update."""
+    if importlib.util.find_spec("torch") is None:
+        return {"skipped": "torch is not installed (pip install -e '.[bench]')"}
+    threads = args.threads or os.cpu_count()
+    worker_args = argparse.Namespace(threads=threads, cases=["dqn_agent_update"], repeats=10)
+    rlkit, torch = [], []
+    for _ in range(args.rounds):
+        rlkit.append(measure("rlkit", worker_args))
+        torch.append(measure("torch", worker_args))
+    ours, our_rounds = best_round(rlkit, "dqn_agent_update")
+    theirs, their_rounds = best_round(torch, "dqn_agent_update")
+
+    def steps_per_second(update_ms):
+        return args.steps / (loop_without_update_s + updates * update_ms / 1000)
+
+    return {"case": "dqn_agent_update (scripts/_bench_core_worker.py)", "threads": threads,
+            "rlkit_update_ms": ours, "torch_update_ms": theirs, "ratio": ours / theirs,
+            "rlkit_round_medians_ms": our_rounds, "torch_round_medians_ms": their_rounds,
+            "steps_per_second_with_rlkit_update": steps_per_second(ours),
+            "steps_per_second_with_torch_update": steps_per_second(theirs)}
 
 
 if __name__ == "__main__":
