@@ -48,36 +48,54 @@ class ActorCriticConfig(PolicyConfig):
     """Weight of the value loss."""
     entropy_coef: float = 0.01
     """Weight of the entropy bonus."""
+    gae_lambda: float = 1.0
+    """GAE's lambda: 1 gives the plain n-step returns, < 1 mixes shorter ones (less variance)."""
+    normalize_advantages: bool = False
+    """Standardise the advantages of each rollout (zero mean, unit std) for the policy term."""
+    reward_scale: float = 1.0
+    """Rewards are multiplied by this before returns and values are computed, so the critic
+    fits values of order 1 (CartPole's returns reach ~100 at gamma 0.99)."""
 
 
 PRESETS = {
-    # CartPole and other small control tasks; measured (tests/test_policy_gradient.py) to solve
-    # CartPole-v1 on 8 environments. A separate critic network (policy_base) matters more here
-    # than any of these numbers.
-    "mlp": dict(learning_rate=5e-3, optimizer="adam", n_steps=32, entropy_coef=0.0,
-                max_grad_norm=0.5, hidden_sizes=(64, 64)),
+    # CartPole and other small control tasks with a reward every step (sparse +-1 rewards
+    # want reward_scale 1: scaled to 0.01 they fall below Adam's epsilon, see the memory
+    # corridor test). Measured on CartPole-v1 with 4 environments (README): greedy
+    # evaluation reached 475 on all of seeds 0-23 within 83k steps, median 12.5k. What mattered:
+    # a separate critic network (policy_base), reward_scale (the critic fits values <= 1
+    # instead of ~100: it cut the steps to solve about threefold), GAE 0.95, no clipping
+    # (a clipped global norm let the critic's gradient shrink the actor's steps).
+    "mlp": dict(learning_rate=1e-2, optimizer="adam", n_steps=16, entropy_coef=0.0,
+                gae_lambda=0.95, reward_scale=0.01, max_grad_norm=0.0, hidden_sizes=(64, 64)),
     # the Atari setting of Mnih et al. 2016 / RL Zoo: RMSProp 7e-4, 5 steps, entropy 0.01
     "cnn": dict(learning_rate=7e-4, optimizer="rmsprop", rmsprop_decay=0.99, n_steps=5,
                 entropy_coef=0.01, max_grad_norm=0.5),
 }
 
 
-def n_step_returns(rewards, terminated, truncated, values, last_values, gamma: float) -> np.ndarray:
-    """R (N, T) from a rollout of N environments over T steps.
+def n_step_returns(rewards, terminated, truncated, values, last_values, gamma: float,
+                   lam: float = 1.0) -> np.ndarray:
+    """Value targets R (N, T) from a rollout of N environments over T steps.
 
     rewards, terminated, truncated: (N, T); values: V(s_t) (N, T); last_values: V(s_T) (N,).
-    R_t = r_t + gamma * (1 - terminated_t) * (V(s_{t+1}) if truncated_t else R_{t+1}), with
-    R_T = V(s_T): after a truncation s_{t+1} is the episode's final observation (NEXT_STEP).
+    With ``lam`` = 1 these are the n-step returns
+    R_t = r_t + gamma * (1 - terminated_t) * (V(s_{t+1}) if truncated_t else R_{t+1}), R_T = V(s_T)
+    (after a truncation s_{t+1} is the episode's final observation, NEXT_STEP). With ``lam`` < 1,
+    R_t = V(s_t) + A_t with GAE (Schulman et al. 2016): delta_t = r_t + gamma * (1 - terminated_t)
+    * V(s_{t+1}) - V(s_t), A_t = delta_t + gamma * lam * (1 - terminated_t) * (1 - truncated_t)
+    * A_{t+1}, A_T = 0: an exponentially weighted mix of 1- to n-step advantages, less variance
+    for a little bias.
     """
     n, t_max = rewards.shape
     next_values = np.concatenate([values[:, 1:], last_values[:, None]], axis=1)
-    returns = np.zeros((n, t_max))
-    following = last_values
+    continues = 1.0 - terminated
+    deltas = rewards + gamma * continues * next_values - values
+    advantages = np.zeros((n, t_max))
+    following = np.zeros(n)
     for t in range(t_max - 1, -1, -1):
-        future = np.where(truncated[:, t], next_values[:, t], following)
-        following = rewards[:, t] + gamma * (1.0 - terminated[:, t]) * future
-        returns[:, t] = following
-    return returns
+        following = deltas[:, t] + gamma * lam * continues[:, t] * (1.0 - truncated[:, t]) * following
+        advantages[:, t] = following
+    return advantages + values
 
 
 class ActorCritic(PolicyAgent):
@@ -169,12 +187,16 @@ class ActorCritic(PolicyAgent):
                                    rollout["starts"])
         with no_grad():  # V(s_T), from the LSTM state the rollout ended in
             _, last_values, _ = self.net(self._observations(self._obs), self._state, self._starts[:, None])
-        returns = n_step_returns(rollout["rewards"], rollout["terminated"], rollout["truncated"],
+        returns = n_step_returns(c.reward_scale * rollout["rewards"], rollout["terminated"], rollout["truncated"],
                                  to_numpy(values.data).reshape(n, t_max).astype(np.float64),
-                                 to_numpy(last_values.data).astype(np.float64), c.gamma)
+                                 to_numpy(last_values.data).astype(np.float64), c.gamma, c.gae_lambda)
         valid = rollout["valid"].reshape(-1).astype(np.float32)
         weights = valid / max(valid.sum(), 1.0)  # the mean over real transitions
         advantages = returns.reshape(-1) - to_numpy(values.data)
+        if c.normalize_advantages:
+            mean = (advantages * weights).sum()
+            std = np.sqrt((((advantages - mean) ** 2) * weights).sum())
+            advantages = (advantages - mean) / (std + 1e-8)
         policy_loss = -(dist.log_prob(rollout["actions"].reshape(-1))
                         * self._on_device(advantages * weights)).sum()
         value_loss = ((values - Tensor(self._on_device(returns.reshape(-1)))) ** 2

@@ -1,7 +1,7 @@
 """Train a policy-gradient agent: ``python scripts/train_pg.py --env Pong`` (the book's network).
 
     python scripts/train_pg.py --env Pong                          # REINFORCE, the book's setup
-    python scripts/train_pg.py --env CartPole-v1 --algo a2c        # actor-critic, 8 envs
+    python scripts/train_pg.py --env CartPole-v1 --algo a2c        # actor-critic, 4 envs
     python scripts/train_pg.py --env CartPole-v1 --recurrent       # an LSTM policy
     python scripts/train_pg.py --resume runs/pg-Pong-...           # go on after a stop
 
@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(parser, default_env="Pong")
     parser.add_argument("--algo", choices=ALGOS, default="reinforce", help="reinforce or a2c")
-    parser.add_argument("--n-envs", type=int, default=8, help="a2c: environments stepped together")
+    parser.add_argument("--n-envs", type=int, default=4, help="a2c: environments stepped together")
     parser.add_argument("--steps", type=int, help="total environment steps (Pong 5M, else 200k)")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     parser.add_argument("--eval-every", type=int, help="steps between evaluations")

@@ -170,6 +170,24 @@ def test_n_step_returns_cut_at_terminations_and_bootstrap_truncations():
                                [1 + 0.5 * (1 + 0.5 * 30), 1 + 0.5 * 30])
 
 
+def test_gae_targets_by_hand_and_their_limits():
+    gamma, lam = 0.5, 0.5
+    rewards, values, last = np.ones((1, 3)), np.full((1, 3), 0.5), np.array([0.5])
+    none = np.zeros((1, 3), bool)
+    # delta_t = 1 + 0.5 * 0.5 - 0.5 = 0.75; A_2 = 0.75, A_1 = 0.75 + 0.25 * 0.75, A_0 = 0.75 + 0.25 * A_1
+    a1 = 0.75 + 0.25 * 0.75
+    np.testing.assert_allclose(n_step_returns(rewards, none, none, values, last, gamma, lam),
+                               [[0.5 + 0.75 + 0.25 * a1, 0.5 + a1, 0.5 + 0.75]])
+    term = none.copy()
+    term[0, 1] = True  # delta_1 = 1 - 0.5 and nothing flows back across the termination
+    np.testing.assert_allclose(n_step_returns(rewards, term, none, values, last, gamma, lam)[0, :2],
+                               [0.5 + 0.75 + 0.25 * 0.5, 1.0])
+    # lambda 0: one-step TD targets r + gamma V(s'); lambda 1: the n-step returns
+    np.testing.assert_allclose(n_step_returns(rewards, none, none, values, last, gamma, 0.0), [[1.25] * 3])
+    np.testing.assert_allclose(n_step_returns(rewards, none, none, values, last, gamma, 1.0),
+                               [[1 + .5 + .25 + .0625, 1 + .5 + .125, 1 + .25]])
+
+
 # ---------------------------------------------------------------------------- learning
 
 def steps_to_solve(agent, limit: int, every: int = 5_000) -> int | None:
@@ -197,7 +215,7 @@ def test_reinforce_solves_cartpole_within_60k_steps_on_most_seeds():
 
 @pytest.mark.slow
 def test_a2c_solves_cartpole_within_100k_steps_on_most_seeds():
-    steps = [steps_to_solve(ActorCritic(envs.make_vec("CartPole-v1", 8), seed=s), 100_000) for s in range(3)]
+    steps = [steps_to_solve(ActorCritic(envs.make_vec("CartPole-v1", 4), seed=s), 100_000) for s in range(3)]
     assert sum(s is not None for s in steps) >= 2, steps
 
 
@@ -212,8 +230,11 @@ def test_memory_corridor_needs_the_recurrent_policy(algo):
             agent = PolicyGradient(gym.make("MemoryCorridor-v0", length=6), recurrent=recurrent,
                                    lstm_size=16, learning_rate=3e-3, seed=seed)
         else:
+            # plain n-step returns, rewards as they are (the CartPole preset scales them by
+            # 0.01, which leaves this task's +-1 signal below Adam's epsilon)
             agent = ActorCritic(gym.make_vec("MemoryCorridor-v0", 8, length=6), recurrent=recurrent,
-                                lstm_size=16, n_steps=16, entropy_coef=0.01, seed=seed)
+                                lstm_size=16, n_steps=16, entropy_coef=0.01, learning_rate=5e-3,
+                                gae_lambda=1.0, reward_scale=1.0, max_grad_norm=0.5, seed=seed)
         return agent.learn(30_000)
 
     eval_env = gym.make("MemoryCorridor-v0", length=6)
