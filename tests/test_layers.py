@@ -196,6 +196,28 @@ def test_mlp_builder():
     assert net(Tensor(np.zeros((3, 4), np.float32))).shape == (3, 2)
 
 
+def test_lstm_step_forward_from_halved_preactivations_is_the_textbook_step():
+    """Both forward paths (numba on NumPy, array ops as on CuPy) give sigmoid(z) gates for
+    i, f, o and tanh(z) for g from z with the sigmoid columns halved, and the new c and h."""
+    from rlkit.kernels import lstm as kernels
+    n, hidden = 3, 5
+    z, c_prev = R.standard_normal((n, 4 * hidden)) * 3, R.standard_normal((n, hidden))
+    z_half = z.copy()
+    z_half[:, :3 * hidden] *= 0.5
+    sig = 1 / (1 + np.exp(-z[:, :3 * hidden]))
+    i, f, o, g = sig[:, :hidden], sig[:, hidden:2 * hidden], sig[:, 2 * hidden:], np.tanh(z[:, 3 * hidden:])
+    c_expected = f * c_prev + i * g
+    for cell in (kernels._cell_numba, kernels.cell_arrays):
+        act, c = np.empty_like(z), np.empty((n, hidden))
+        np.tanh(z_half, out=act)
+        cell(act, c_prev, c)
+        np.testing.assert_allclose(act, np.concatenate([sig, g], axis=1), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(c, c_expected, rtol=1e-12, atol=1e-12)
+    act, c, tanh_c, h = np.empty_like(z), *(np.empty((n, hidden)) for _ in range(3))
+    kernels.step_forward(z_half, c_prev, act, c, tanh_c, h)
+    np.testing.assert_allclose(h, o * np.tanh(c_expected), rtol=1e-12, atol=1e-12)
+
+
 def test_lstm_numba_backward_kernel_matches_the_array_op_path():
     from rlkit.kernels import lstm as kernels
     n, hidden = 3, 5

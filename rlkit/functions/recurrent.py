@@ -3,7 +3,7 @@
 Gate order i, f, o, g (the book's): the first 3H rows of the weights feed sigmoid gates, the
 last H the tanh candidate. c' = f * c + i * g, h' = o * tanh(c'). The input projection of all
 time steps is one GEMM, and so are the weight gradients, so the Python loop holds only the
-recurrent GEMM and one fused element-wise kernel per step.
+recurrent GEMM and the element-wise step kernels (rlkit/kernels/lstm.py).
 """
 from rlkit.backend import get_array_module
 from rlkit.kernels import lstm as kernels
@@ -23,12 +23,16 @@ class LSTMSequence(Function):
         # time-major projections, so each step reads one contiguous (N, 4H) block
         projected = (x.transpose(1, 0, 2).reshape(steps * n, -1) @ w_ih.T + (b_ih + b_hh))
         projected = projected.reshape(steps, n, 4 * hidden)
+        # halve the sigmoid gates' pre-activations once here, not every step: the step kernel
+        # then gets all four gates from one tanh (sigmoid(x) = (1 + tanh(x / 2)) / 2)
+        projected[:, :, :3 * hidden] *= 0.5
         hs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         cs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         gates = xp.empty((steps, n, 4 * hidden), dtype=x.dtype)  # activated i, f, o, g
         tanh_c = xp.empty((steps, n, hidden), dtype=x.dtype)
         hs[0], cs[0] = h0, c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a GEMM on a transposed view was 40% slower here
+        w_hh_t[:, :3 * hidden] *= 0.5
         for t in range(steps):
             z = projected[t]
             z += hs[t] @ w_hh_t
