@@ -4,8 +4,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium import spaces
+from gymnasium.wrappers import FrameStackObservation
 
 import envs
 from agents.dqn import DQN, td_targets
@@ -100,6 +103,44 @@ def test_dqn_solves_cartpole_within_50k_steps_on_two_of_three_seeds():
         if solved == 2:
             break
     assert solved >= 2
+
+
+class FlashCue(gym.Env):
+    """84x84 frames: the first shows a bright square on the left or the right, the next three
+    are blank, and the action taken on the fourth earns +1 if it names the side, else -1.
+    Only the 4-frame stack holds the cue when the choice is made."""
+
+    observation_space = spaces.Box(0, 255, (84, 84), np.uint8)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.side, self.t = int(self.np_random.integers(2)), 0
+        frame = np.zeros((84, 84), np.uint8)
+        frame[30:54, 10 + 50 * self.side:34 + 50 * self.side] = 255
+        return frame, {}
+
+    def step(self, action):
+        self.t += 1
+        blank = np.zeros((84, 84), np.uint8)
+        if self.t < 4:
+            return blank, 0.0, False, False, {}
+        return blank, (1.0 if action == self.side else -1.0), True, False, {}
+
+
+@pytest.mark.slow
+def test_the_image_pipeline_learns_a_cue_seen_only_three_frames_earlier():
+    """Pong's path end to end (uint8 frame stacks, the frame replay memory rebuilding stacks,
+    the Nature CNN): it can only pick the side if the stacks it trains on hold the cue frame
+    the env showed three steps before the choice. Measured: greedy mean return 1.0 on seeds
+    0-2 after 700 steps; 0.12 when replay handed out each transition's next stack as its
+    stack (an off-by-one in time)."""
+    def make():
+        return FrameStackObservation(FlashCue(), 4)
+
+    agent = DQN(make(), seed=0, learning_rate=5e-4, buffer_size=5_000, learning_starts=200,
+                train_freq=1, target_update=100, eps_steps=500).learn(700)
+    assert evaluate(agent, make(), 50, seed=1).mean() >= 0.9
 
 
 def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
