@@ -37,6 +37,47 @@ def test_conv2d_matches_direct_cross_correlation():
     np.testing.assert_allclose(out, expected, atol=1e-12)
 
 
+BLOCK_CASES = [  # (N, C, H, W), out channels, kernel, stride: kernels 1 or 2 strides wide, no padding
+    ((32, 4, 84, 84), 8, (8, 8), (4, 4)),   # the Nature CNN's first layer (its second: 4x4/2)
+    ((24, 3, 22, 23), 4, (4, 4), (2, 2)),   # a column no window reaches is dropped
+    ((256, 2, 6, 7), 3, (2, 2), (2, 2)),    # non-overlapping windows: one block each
+    ((256, 2, 9, 11), 2, (4, 3), (2, 3)),   # different factors per axis
+]
+
+
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride", BLOCK_CASES)
+def test_no_grad_conv_on_blocks_equals_im2col(x_shape, out_channels, kernel, stride):
+    """Large convolutions under no_grad run on space-to-depth blocks; recorded ones through
+    im2col (gradchecked above). Both give the same output."""
+    from rlkit.functions.conv import BLOCKS_MIN_OUTPUTS
+    from rlkit.kernels import blocks
+    x, w, b = R.standard_normal(x_shape), R.standard_normal((out_channels, x_shape[1]) + kernel), R.standard_normal(out_channels)
+    conv = F.Conv2d(stride, (0, 0))
+    with rlkit.no_grad():
+        on_blocks = F.Conv2d(stride, (0, 0))(Tensor(x), Tensor(w), Tensor(b)).numpy()
+    recorded = conv(Tensor(x, requires_grad=True), Tensor(w), Tensor(b))
+    assert hasattr(conv, "saved")  # the recorded call kept its im2col columns for backward
+    np.testing.assert_allclose(on_blocks, recorded.numpy(), rtol=1e-10, atol=1e-10)
+    out_pixels = x_shape[0] * recorded.shape[2] * recorded.shape[3]
+    assert out_pixels >= BLOCKS_MIN_OUTPUTS and blocks.block_factors(kernel, stride, (0, 0))
+
+
+def test_shift_add_numba_kernel_matches_the_array_op_path():
+    from rlkit.kernels import blocks
+    y = R.standard_normal((2, 2, 3, 4, 6, 5))
+    out_shape = (4, 3, 5, 4)
+    np.testing.assert_allclose(blocks.shift_add(y, out_shape), blocks.shift_add_arrays(y, out_shape), rtol=1e-12)
+
+
+def test_block_path_applies_only_to_unpadded_kernels_of_one_or_two_strides():
+    from rlkit.kernels.blocks import block_factors
+    assert block_factors((8, 8), (4, 4), (0, 0)) == (2, 2)
+    assert block_factors((4, 3), (2, 3), (0, 0)) == (2, 1)
+    assert block_factors((3, 3), (1, 1), (0, 0)) is None   # 3 strides wide
+    assert block_factors((3, 3), (2, 2), (0, 0)) is None   # not a whole number of strides
+    assert block_factors((4, 4), (2, 2), (1, 1)) is None   # padded
+
+
 @pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES)
 def test_col2im_is_the_adjoint_of_im2col(x_shape, out_channels, kernel, stride, padding):
     x = R.standard_normal(x_shape)
