@@ -60,12 +60,13 @@ class ActorCriticConfig(PolicyConfig):
 PRESETS = {
     # CartPole and other small control tasks with a reward every step (sparse +-1 rewards
     # want reward_scale 1: scaled to 0.01 they fall below Adam's epsilon, see the memory
-    # corridor test). Measured on CartPole-v1 with 4 environments (README): greedy
-    # evaluation reached 475 on all of seeds 0-23 within 83k steps, median 12.5k. What mattered:
-    # a separate critic network (policy_base), reward_scale (the critic fits values <= 1
-    # instead of ~100: it cut the steps to solve about threefold), GAE 0.95, no clipping
-    # (a clipped global norm let the critic's gradient shrink the actor's steps).
-    "mlp": dict(learning_rate=1e-2, optimizer="adam", n_steps=16, entropy_coef=0.0,
+    # corridor test). Measured on CartPole-v1 with 4 environments (README): greedy evaluation
+    # reached 475 on all of seeds 0-47, median 8.8k steps (REINFORCE: 46 of 48, median 13.75k).
+    # What mattered: a separate critic network (policy_base), reward_scale (the critic fits
+    # values <= 1 instead of ~100: about three times fewer steps), no clipping (a clipped
+    # global norm let the critic's gradient shrink the actor's steps), GAE 0.95 and the
+    # entropy bonus (fewer runs that collapse after solving).
+    "mlp": dict(learning_rate=1e-2, optimizer="adam", n_steps=16, entropy_coef=0.01,
                 gae_lambda=0.95, reward_scale=0.01, max_grad_norm=0.0, hidden_sizes=(64, 64)),
     # the Atari setting of Mnih et al. 2016 / RL Zoo: RMSProp 7e-4, 5 steps, entropy 0.01
     "cnn": dict(learning_rate=7e-4, optimizer="rmsprop", rmsprop_decay=0.99, n_steps=5,

@@ -220,6 +220,20 @@ def test_a2c_solves_cartpole_within_100k_steps_on_most_seeds():
 
 
 @pytest.mark.slow
+def test_a2c_solves_cartpole_in_fewer_environment_steps_than_reinforce():
+    """Median over seeds 0-11 of the steps to a greedy 475 (checked every 2,500 steps), with
+    each algorithm's preset. Measured on seeds 0-47: A2C median 8.8k, all solved; REINFORCE
+    median 13.75k, 46 of 48 solved within 100k."""
+    def median_steps(make_agent):
+        steps = [steps_to_solve(make_agent(seed), 100_000, every=2_500) for seed in range(12)]
+        return np.median([s if s is not None else np.inf for s in steps]), steps
+
+    a2c, a2c_steps = median_steps(lambda s: ActorCritic(envs.make_vec("CartPole-v1", 4), seed=s))
+    reinforce, reinforce_steps = median_steps(lambda s: PolicyGradient(envs.make("CartPole-v1"), seed=s))
+    assert a2c < reinforce, (a2c_steps, reinforce_steps)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("algo", ["reinforce", "a2c"])
 def test_memory_corridor_needs_the_recurrent_policy(algo):
     """The exit is shown only in the first observation, 6 steps before the junction: a
