@@ -188,7 +188,8 @@ class ActorCritic(PolicyAgent):
                                    rollout["starts"])
         with no_grad():  # V(s_T), from the LSTM state the rollout ended in
             _, last_values, _ = self.net(self._observations(self._obs), self._state, self._starts[:, None])
-        returns = n_step_returns(c.reward_scale * rollout["rewards"], rollout["terminated"], rollout["truncated"],
+        returns = n_step_returns(c.reward_scale * rollout["rewards"], rollout["terminated"],
+                                 rollout["truncated"],
                                  to_numpy(values.data).reshape(n, t_max).astype(np.float64),
                                  to_numpy(last_values.data).astype(np.float64), c.gamma, c.gae_lambda)
         valid = rollout["valid"].reshape(-1).astype(np.float32)

@@ -128,16 +128,23 @@ def nature_cnn(fw, n_actions: int = N_ACTIONS):
         nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, n_actions))
 
 
-def dqn_train_step(fw, rng):
-    """DQN update on a batch of 32 (4, 84, 84) float observations: target net under no_grad,
-    online Q at the taken actions, Huber loss, backward, Adam."""
+def dqn_setup(fw, rng):
+    """What both DQN cases start from: online and target Nature CNNs, Adam on the online one,
+    and a batch's actions (B, 1), rewards (B,) and not-done flags (B,)."""
     online, target = nature_cnn(fw), nature_cnn(fw)
     opt = fw.optim.Adam(online.parameters(), lr=1e-4)
-    obs = fw.tensor(rng.random((BATCH, 4, 84, 84), np.float32))
-    next_obs = fw.tensor(rng.random((BATCH, 4, 84, 84), np.float32))
     actions = fw.index(rng.integers(0, N_ACTIONS, (BATCH, 1)))
     rewards = fw.tensor(rng.standard_normal(BATCH).astype(np.float32))
     not_done = fw.tensor((rng.random(BATCH) > 0.1).astype(np.float32))
+    return online, target, opt, actions, rewards, not_done
+
+
+def dqn_train_step(fw, rng):
+    """DQN update on a batch of 32 (4, 84, 84) float observations: target net under no_grad,
+    online Q at the taken actions, Huber loss, backward, Adam."""
+    online, target, opt, actions, rewards, not_done = dqn_setup(fw, rng)
+    obs = fw.tensor(rng.random((BATCH, 4, 84, 84), np.float32))
+    next_obs = fw.tensor(rng.random((BATCH, 4, 84, 84), np.float32))
 
     def step():
         with fw.no_grad():
@@ -155,12 +162,8 @@ def dqn_agent_update(fw, rng):
     Double DQN targets (target and online nets on s' under no_grad), online Q at the taken
     actions, Huber loss, backward, gradient norm clipped to 10, Adam. (scripts/bench_dqn.py
     uses this case as the PyTorch yardstick of its measured update.)"""
-    online, target = nature_cnn(fw), nature_cnn(fw)
-    opt = fw.optim.Adam(online.parameters(), lr=1e-4)
+    online, target, opt, actions, rewards, not_done = dqn_setup(fw, rng)
     frames = rng.integers(0, 256, (2, BATCH, 4, 84, 84), dtype=np.uint8)  # what replay returns
-    actions = fw.index(rng.integers(0, N_ACTIONS, (BATCH, 1)))
-    rewards = fw.tensor(rng.standard_normal(BATCH).astype(np.float32))
-    not_done = fw.tensor((rng.random(BATCH) > 0.1).astype(np.float32))
 
     def step():
         obs = fw.tensor(frames[0].astype(np.float32) / np.float32(255))

@@ -11,6 +11,8 @@ import ast
 import dataclasses
 import inspect
 
+from _tabular import fail
+
 from agents.training_run import TrainingRun
 from rlkit.plotting import reward_curve
 from rlkit.runs import RunDir, read_csv
@@ -101,6 +103,5 @@ def latest_checkpoint(run: RunDir):
     """``<run>/checkpoints/latest.npz``; exits with one line when there is nothing to resume."""
     latest = run.checkpoints / "latest.npz"
     if not latest.is_file():
-        from _tabular import fail
         fail(f"{latest} does not exist: nothing to resume")
     return latest

@@ -105,8 +105,9 @@ def format_table(rows: dict, threads: int) -> str:
 
     for case, r in rows.items():
         verdict = {True: "yes", False: "NO", None: "-"}[r["pass"]]
+        target = f"<= {r['target']}" if r["target"] else "-"
         lines.append(f"{case:<16} {r['rlkit_ms']:>9.3f} {cell(r['torch_ms'], '>9.3f'):>9}"
-                     f" {cell(r['ratio'], '>6.2f'):>6} {'<= ' + str(r['target']) if r['target'] else '-':>7} {verdict:>5}"
+                     f" {cell(r['ratio'], '>6.2f'):>6} {target:>7} {verdict:>5}"
                      f" {r['rlkit_gflops']:>10.1f} {cell(r['torch_gflops'], '>10.1f'):>10}")
     return "\n".join(lines)
 

@@ -51,7 +51,8 @@ def test_no_grad_conv_on_blocks_equals_im2col(x_shape, out_channels, kernel, str
     im2col (gradchecked above). Both give the same output."""
     from rlkit.functions.conv import BLOCKS_MIN_OUTPUTS
     from rlkit.kernels import blocks
-    x, w, b = R.standard_normal(x_shape), R.standard_normal((out_channels, x_shape[1]) + kernel), R.standard_normal(out_channels)
+    x = R.standard_normal(x_shape)
+    w, b = R.standard_normal((out_channels, x_shape[1]) + kernel), R.standard_normal(out_channels)
     conv = F.Conv2d(stride, (0, 0))
     with rlkit.no_grad():
         on_blocks = F.Conv2d(stride, (0, 0))(Tensor(x), Tensor(w), Tensor(b)).numpy()

@@ -88,7 +88,8 @@ def shift_add_arrays(y, out_shape):
 
 
 def shift_add(y, out_shape):
-    """Y (mh, mw, O, N, bh, bw) -> out (N, O, OH, OW), out[n, o, i, j] = sum_{p, pp} Y[p, pp, o, n, i + p, j + pp]."""
+    """Y (mh, mw, O, N, bh, bw) -> out (N, O, OH, OW),
+    ``out[n, o, i, j] = sum_{p, pp} Y[p, pp, o, n, i + p, j + pp]``."""
     if get_array_module(y) is not np:
         return shift_add_arrays(y, out_shape)
     out = np.empty(out_shape, dtype=y.dtype)
