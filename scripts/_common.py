@@ -87,8 +87,10 @@ def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: 
                            save_replay=save_replay, progress=not args.no_progress)
     agent.learn(args.steps, run=training)
     plot_run(run, title)
+    # a run stopped before its first evaluation has none (best_eval stays -inf)
+    best = f"{training.best_eval:.2f}" if training.best_eval > float("-inf") else "none yet"
     print(f"stopped at step {agent.steps:,} after {agent.episodes:,} episodes; "
-          f"best evaluation {training.best_eval:.2f}; checkpoints in {run.checkpoints}")
+          f"best evaluation {best}; checkpoints in {run.checkpoints}")
     return training
 
 
