@@ -78,6 +78,10 @@ class ProgressBar:
             self._last_text = now
             self._bar.set_postfix({k: _short(v) for k, v in metrics.items()}, refresh=False)
 
+    def write(self, message: str) -> None:
+        """Print one line above the bar (to stderr, even when the bar is disabled)."""
+        tqdm.write(message, file=sys.stderr)
+
     def close(self) -> None:
         self._bar.close()
 

@@ -7,7 +7,7 @@ from rlkit.nn.losses import (
     multiclass_hinge_loss,
 )
 from rlkit.nn.module import Module, Parameter, Sequential
-from rlkit.nn.networks import mlp, nature_cnn
+from rlkit.nn.networks import IMAGE_NETWORKS, DuelingHead, mlp, nature_cnn, small_cnn
 from rlkit.nn.normalization import BatchNorm1d, BatchNorm2d
 from rlkit.nn.recurrent import LSTM, LSTMCell
 
@@ -16,5 +16,5 @@ __all__ = [
     "Tanh", "BCEWithLogitsLoss", "CrossEntropyLoss", "HuberLoss", "MSELoss", "MultiMarginLoss",
     "binary_cross_entropy_with_logits", "cross_entropy", "huber_loss", "l2_penalty", "mse_loss",
     "multiclass_hinge_loss", "Module", "Parameter", "Sequential", "BatchNorm1d", "BatchNorm2d",
-    "LSTM", "LSTMCell", "mlp", "nature_cnn",
+    "LSTM", "LSTMCell", "mlp", "nature_cnn", "small_cnn", "DuelingHead", "IMAGE_NETWORKS",
 ]

@@ -1,26 +1,72 @@
-"""Standard networks the agents build on: the Nature DQN CNN and a plain MLP."""
+"""Standard networks the agents build on: the two DQN CNNs, a plain MLP, the dueling head."""
 from __future__ import annotations
 
 from rlkit.nn.layers import Conv2d, Flatten, Linear, ReLU, Tanh
-from rlkit.nn.module import Sequential
+from rlkit.nn.module import Module, Sequential
 
 ACTIVATIONS = {"relu": ReLU, "tanh": Tanh}
 
 
-def nature_cnn(in_channels: int = 4, n_outputs: int = 18, hidden: int = 512) -> Sequential:
+class DuelingHead(Module):
+    """Q = V + A - mean_a(A) from features (Wang et al. 2016), (N, in_features) -> (N, n_actions).
+
+    Two streams, each ``Linear(in_features, hidden) -> ReLU -> Linear``: ``value`` ends in one
+    output V(s), ``advantage`` in ``n_actions`` outputs A(s, a). Subtracting the mean advantage
+    makes V and A identifiable (any constant moved between them would otherwise be invisible).
+    """
+
+    def __init__(self, in_features: int, hidden: int, n_actions: int):
+        super().__init__()
+        self.value = Sequential(Linear(in_features, hidden), ReLU(), Linear(hidden, 1))
+        self.advantage = Sequential(Linear(in_features, hidden), ReLU(), Linear(hidden, n_actions))
+
+    def forward(self, x):
+        advantage = self.advantage(x)
+        return self.value(x) + advantage - advantage.mean(axis=1, keepdims=True)
+
+
+def q_head(in_features: int, hidden: int, n_outputs: int, dueling: bool = False) -> list:
+    """The fully connected end of a Q-network: ``[Linear, ReLU, Linear]`` or ``[DuelingHead]``."""
+    if dueling:
+        return [DuelingHead(in_features, hidden, n_outputs)]
+    return [Linear(in_features, hidden), ReLU(), Linear(hidden, n_outputs)]
+
+
+def nature_cnn(in_channels: int = 4, n_outputs: int = 18, hidden: int = 512,
+               dueling: bool = False) -> Sequential:
     """The DQN network of Mnih et al. (2015), the table in the book's Deep Q Learning chapter.
 
     Input (N, in_channels, 84, 84) -> conv 8x8/4 (32) -> conv 4x4/2 (64) -> conv 3x3/1 (64)
     -> fc 512 -> fc n_outputs, ReLU between; feature maps (N,32,20,20), (N,64,9,9), (N,64,7,7).
+    9.35M multiply-adds per input. ``dueling`` replaces the two fc layers by a DuelingHead.
     """
     return Sequential(
         Conv2d(in_channels, 32, kernel_size=8, stride=4), ReLU(),
         Conv2d(32, 64, kernel_size=4, stride=2), ReLU(),
         Conv2d(64, 64, kernel_size=3, stride=1), ReLU(),
         Flatten(),
-        Linear(64 * 7 * 7, hidden), ReLU(),
-        Linear(hidden, n_outputs),
+        *q_head(64 * 7 * 7, hidden, n_outputs, dueling),
     )
+
+
+def small_cnn(in_channels: int = 4, n_outputs: int = 18, hidden: int = 256,
+              dueling: bool = False) -> Sequential:
+    """The first DQN network, of Mnih et al. (2013, "Playing Atari with Deep RL").
+
+    Input (N, in_channels, 84, 84) -> conv 8x8/4 (16) -> conv 4x4/2 (32) -> fc 256
+    -> fc n_outputs, ReLU between; feature maps (N,16,20,20), (N,32,9,9). 3.0M multiply-adds
+    per input, a third of the Nature CNN's. ``dueling`` replaces the two fc layers by a
+    DuelingHead.
+    """
+    return Sequential(
+        Conv2d(in_channels, 16, kernel_size=8, stride=4), ReLU(),
+        Conv2d(16, 32, kernel_size=4, stride=2), ReLU(),
+        Flatten(),
+        *q_head(32 * 9 * 9, hidden, n_outputs, dueling),
+    )
+
+
+IMAGE_NETWORKS = {"nature": nature_cnn, "small": small_cnn}
 
 
 def mlp(sizes, activation: str = "relu") -> Sequential:

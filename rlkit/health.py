@@ -1,0 +1,90 @@
+"""Training-health figures of a network: is it still alive, does its output still depend on
+its input? They catch the failure that flat reward curves only reveal hours later (a first
+layer whose ReLUs all went silent, a Q-function that became the same constant on every state).
+
+* :func:`relu_activity`: per ReLU layer, the fraction of its activations that are positive on
+  a batch of inputs (about half at initialisation; 0 means the layer is dead);
+* :func:`collapse_reasons`: one sentence per sign of collapse in a health row.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from rlkit.nn.layers import Conv2d, Linear, ReLU
+from rlkit.tensor import no_grad
+
+# Q's spread across states below this fraction of its size (at least 1) counts as "constant".
+CONSTANT_OUTPUT_TOLERANCE = 1e-4
+
+
+def relu_layer_names(net) -> dict:
+    """{dotted module path of each ReLU: a readable label}, in forward order.
+
+    Labels say what feeds the ReLU and which one it is: ``conv1``, ``conv2``, ``fc1``, and for
+    layers inside named streams (a dueling head's ``value``/``advantage``) the stream too:
+    ``fc1_value``. The feeding layer is the last Conv2d or Linear met before the ReLU.
+    """
+    labels, counts, feeding = {}, {}, "fc"
+    for path, module in net.named_modules():
+        if isinstance(module, Conv2d):
+            feeding = "conv"
+        elif isinstance(module, Linear):
+            feeding = "fc"
+        elif isinstance(module, ReLU):
+            streams = [part for part in path.split(".")[:-1] if not re.fullmatch(r"\d+", part)]
+            key = (feeding, *streams)
+            counts[key] = counts.get(key, 0) + 1
+            labels[path] = "_".join([f"{feeding}{counts[key]}", *streams])
+    return labels
+
+
+def relu_activity(net, x) -> tuple:
+    """Run ``net(x)`` without a graph and measure each ReLU's output on the way.
+
+    x: the network's input batch (N, ...). Returns (output array, {label: fraction of that
+    ReLU's activations > 0 over the batch, every unit and position}), labels from
+    :func:`relu_layer_names`.
+    """
+    labels = relu_layer_names(net)
+    modules = dict(net.named_modules())
+    activity = {}
+
+    def recording(path, relu):
+        def forward(inputs):
+            out = ReLU.forward(relu, inputs)
+            activity[labels[path]] = float((out.data > 0).mean())
+            return out
+        return forward
+
+    try:
+        for path in labels:  # an instance attribute shadows the class's forward for one call
+            modules[path].forward = recording(path, modules[path])
+        with no_grad():
+            out = net(x).data
+    finally:
+        for path in labels:
+            del modules[path].forward
+    return out, {label: activity[label] for label in labels.values() if label in activity}
+
+
+def collapse_reasons(activity: dict, values: np.ndarray) -> list:
+    """Signs of a collapsed network, one sentence each (empty when healthy).
+
+    activity: :func:`relu_activity`'s fractions (first entry = first hidden layer).
+    values: (N,) per-state summary of the output on the probe batch (max-Q for DQN).
+    """
+    reasons = []
+    if activity:
+        first, fraction = next(iter(activity.items()))
+        if fraction == 0.0:
+            reasons.append(f"no unit of the first layer ({first}) is active on the probe states: "
+                           "the network no longer sees its input")
+    values = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(values).all():
+        reasons.append("its outputs are not finite (NaN or infinity): the weights diverged")
+    elif values.size > 1 and values.std() <= CONSTANT_OUTPUT_TOLERANCE * max(1.0, abs(values.mean())):
+        reasons.append(f"its output is the same on every probe state ({values.mean():.4g}): "
+                       "it no longer depends on the state")
+    return reasons
