@@ -1,10 +1,13 @@
-"""Replay memories for off-policy agents: FIFO rings with uniform sampling.
+"""Replay memories for off-policy agents: FIFO rings with uniform or prioritised sampling.
 
 * `ReplayBuffer` keeps whole (obs, action, reward, next_obs, terminated) rows; for vector or
   discrete observations, where storing next_obs twice costs little.
 * `FrameReplayBuffer` keeps every image frame once, as uint8, and rebuilds the frame stacks at
   sample time (the idea of dopamine's circular_replay_buffer): about 7 KB per Atari transition
   instead of the 56 KB of two stored (4, 84, 84) stacks.
+* `PrioritizedReplayBuffer` and `PrioritizedFrameReplayBuffer` are the same memories with
+  proportional prioritised sampling (Schaul et al. 2016): one `_Prioritized` mixin over a
+  `rlkit.sum_tree.SumTree` of per-slot priorities, added to each.
 
 Both return a `Batch` whose `dones` is `terminated` only: a time-limit truncation ends the
 episode, but its target must still bootstrap from next_obs. Both save to a dict of NumPy arrays
@@ -16,6 +19,8 @@ import os
 from typing import NamedTuple
 
 import numpy as np
+
+from rlkit.sum_tree import SumTree
 
 # Rejection rounds before `FrameReplayBuffer.sample` gives up; in a normal buffer well over 99%
 # of slots are valid and one round almost always suffices.
@@ -29,6 +34,13 @@ class Batch(NamedTuple):
         (B, stack, H, W) uint8.
     actions: (B,) int64.  rewards: (B,) float32.
     dones: (B,) float32, 1.0 where the episode terminated (truncation is not a done).
+    With n-step sampling (`FrameReplayBuffer.sample(n_step=n)`), rewards is the discounted
+    sum of up to n rewards, next_obs the observation after the last of them, dones whether
+    that last step terminated, and horizons how many rewards were summed: the target is
+    rewards + gamma ** horizons * (1 - dones) * Q(next_obs).
+    The prioritised buffers also fill slots (where each transition is stored, to pass back to
+    `update_priorities`) and weights (importance-sampling weights for the loss); the uniform
+    buffers leave them None.
     """
 
     obs: np.ndarray
@@ -36,6 +48,13 @@ class Batch(NamedTuple):
     rewards: np.ndarray
     next_obs: np.ndarray
     dones: np.ndarray
+    horizons: np.ndarray | None = None
+    """(B,) int64: rewards summed into `rewards` (n-step sampling); None means 1 each."""
+    slots: np.ndarray | None = None
+    """(B,) int64: the buffer slot of each transition (prioritised buffers only)."""
+    weights: np.ndarray | None = None
+    """(B,) float32: importance-sampling weights (N * P(i)) ** -beta over their batch maximum,
+    in (0, 1] (prioritised buffers only); None means 1 each."""
 
 
 def available_memory_bytes() -> int:
@@ -75,6 +94,9 @@ class _Ring:
     @staticmethod
     def _layout(**shape_args):
         raise NotImplementedError
+
+    def _transitions_added(self, slots) -> None:
+        """Hook: `slots` (n,) int64 now hold new (sampleable) transitions. No-op here."""
 
     @classmethod
     def check_capacity(cls, capacity, **shape_args) -> int:
@@ -219,12 +241,27 @@ class ReplayBuffer(_Ring):
             self._store[name][slots] = a[n - kept:]
         self._cursor = (self._cursor + n) % self.capacity
         self._size = min(self._size + n, self.capacity)
+        self._transitions_added(slots)
 
-    def sample(self, batch_size) -> Batch:
-        """`batch_size` transitions drawn uniformly with replacement; see `Batch` for shapes."""
+    def sample(self, batch_size, n_step: int = 1, gamma: float = 1.0) -> Batch:
+        """`batch_size` transitions drawn uniformly with replacement; see `Batch` for shapes.
+
+        Only 1-step transitions (``n_step`` and ``gamma`` keep the signature of
+        `FrameReplayBuffer.sample`): rows written by several envs are not in episode order.
+        """
+        n_step = self._check_n_step(n_step)
         if self._size == 0:
             raise ValueError("cannot sample from an empty ReplayBuffer")
-        slots = self._rng.integers(self._size, size=batch_size)
+        return self._batch(self._rng.integers(self._size, size=batch_size), n_step, gamma)
+
+    @staticmethod
+    def _check_n_step(n_step) -> int:
+        if n_step != 1:
+            raise ValueError(f"ReplayBuffer samples 1-step transitions only, got n_step={n_step}")
+        return 1
+
+    def _batch(self, slots, n_step, gamma) -> Batch:
+        """The `Batch` of the transitions in ``slots`` (B,) (n_step is 1, gamma unused)."""
         s = self._store
         return Batch(obs=s["obs"][slots], actions=s["actions"][slots],
                      rewards=s["rewards"][slots], next_obs=s["next_obs"][slots],
@@ -265,8 +302,8 @@ class FrameReplayBuffer(_Ring):
         self._size = 0  # slots holding a frame
         self._count = 0  # slots holding a transition
         self._episode_open = False  # False: the next add starts an episode
-        # Offsets back from slot i + 1 of the stack + 1 frames that obs and next_obs share.
-        self._back = np.arange(self.stack, -1, -1)
+        # Offsets back from a stack's newest slot to its frames, oldest first.
+        self._back = np.arange(self.stack - 1, -1, -1)
 
     @staticmethod
     def _layout(frame_shape=(84, 84)):
@@ -310,6 +347,7 @@ class FrameReplayBuffer(_Ring):
         s["terminated"][i] = terminated
         s["starts_transition"][i] = True
         self._count += 1
+        self._transitions_added(np.array([i % self.capacity]))
         self._write_frame(next_obs[-1], min(int(s["age"][i]) + 1, self.stack - 1))
         self._episode_open = not (terminated or truncated)
 
@@ -328,34 +366,69 @@ class FrameReplayBuffer(_Ring):
         s["starts_transition"][c] = False  # set by add once this frame's transition is known
         self._cursor = (c + 1) % self.capacity
         self._size = min(self._size + 1, self.capacity)
+        self._frame_written(c)
 
-    def sample(self, batch_size) -> Batch:
+    def _frame_written(self, slot) -> None:
+        """Hook: a frame was just written to `slot` (the cursor has moved past it). No-op here."""
+
+    def sample(self, batch_size, n_step: int = 1, gamma: float = 1.0) -> Batch:
         """`batch_size` transitions drawn uniformly (with replacement) among the sampleable ones.
 
-        Returns a `Batch` with obs, next_obs (B, stack, H, W) uint8. obs and next_obs are views
-        into one (B, stack + 1, H, W) gather, since they share stack - 1 frames.
+        Returns a `Batch` with obs, next_obs (B, stack, H, W) uint8. With ``n_step`` > 1 each
+        transition's reward is the ``gamma``-discounted sum of the rewards of up to n steps
+        from it, and next_obs the observation after the last of them (see `Batch`). The
+        window stops early, and says so in ``horizons``, where the episode ends (terminated:
+        no bootstrap; truncated: bootstrap from the final observation) or where it would reach
+        the write cursor (steps not yet taken): it never crosses into another episode.
         """
-        slots = self._sample_slots(batch_size)
-        frames = self._store["frames"][self._window(slots)]
+        n_step = self._check_n_step(n_step)
+        return self._batch(self._sample_slots(batch_size), n_step, gamma)
+
+    @staticmethod
+    def _check_n_step(n_step) -> int:
+        if int(n_step) != n_step or n_step < 1:
+            raise ValueError(f"n_step must be a positive integer, got {n_step!r}")
+        return int(n_step)
+
+    def _batch(self, slots, n_step, gamma) -> Batch:
+        """The `Batch` of the n-step transitions starting at sampleable ``slots`` (B,)."""
         s = self._store
-        return Batch(obs=frames[:, :-1], actions=s["actions"][slots].astype(np.int64),
-                     rewards=s["rewards"][slots], next_obs=frames[:, 1:],
-                     dones=s["terminated"][slots].astype(np.float32))
+        horizons, rewards, terminated = self._n_step_window(slots, n_step, gamma)
+        ends = (slots + horizons) % self.capacity  # slot of next_obs's newest frame
+        return Batch(obs=s["frames"][self._stack_slots(slots)],
+                     actions=s["actions"][slots].astype(np.int64), rewards=rewards,
+                     next_obs=s["frames"][self._stack_slots(ends)],
+                     dones=terminated.astype(np.float32), horizons=horizons)
+
+    def _n_step_window(self, slots, n_step, gamma):
+        """For transitions starting at ``slots`` (B,): (horizons (B,) int64, discounted reward
+        sums (B,) float32, terminated (B,) bool at the last step of each window).
+
+        Step k of a window is slot i + k. It belongs to the window when step k - 1 did not end
+        the episode (an episode's last transition is followed by its final frame, which starts
+        no transition) and slot i + k is not the write cursor (the oldest slot, from the past).
+        """
+        s = self._store
+        steps = (slots[:, None] + np.arange(n_step)[None, :]) % self.capacity  # (B, n)
+        inside = np.ones(steps.shape, bool)
+        for k in range(1, n_step):
+            previous = steps[:, k - 1]
+            inside[:, k] = (inside[:, k - 1] & ~s["terminated"][previous]
+                            & s["starts_transition"][steps[:, k]] & (steps[:, k] != self._cursor))
+        horizons = inside.sum(axis=1)
+        discounts = np.float32(gamma) ** np.arange(n_step, dtype=np.float32)
+        rewards = (s["rewards"][steps] * discounts * inside).sum(axis=1, dtype=np.float32)
+        last = steps[np.arange(len(slots)), horizons - 1]
+        return horizons.astype(np.int64), rewards, s["terminated"][last]
 
     def _sample_slots(self, batch_size):
         """(batch_size,) int64 slots of sampleable transitions, by rejection sampling."""
         if self._count == 0:
             raise ValueError("cannot sample from an empty FrameReplayBuffer")
-        s = self._store
-        oldest = self._cursor if self._size == self.capacity else 0
         found, n_found = [], 0
         for _ in range(_MAX_SAMPLE_ROUNDS):
             slots = self._rng.integers(self._size, size=batch_size)
-            # A transition's next frame (slot + 1) is written right after it and overwritten
-            # after it, so it is present whenever the transition is; what can be missing are the
-            # oldest frames of its stack: they must not precede the oldest stored slot.
-            position = (slots - oldest) % self.capacity
-            ok = s["starts_transition"][slots] & (position >= s["age"][slots])
+            ok = self._sampleable(slots)
             found.append(slots[ok])
             n_found += int(ok.sum())
             if n_found >= batch_size:
@@ -364,13 +437,187 @@ class FrameReplayBuffer(_Ring):
                            f"the buffer holds {self._count} transitions but none with its whole "
                            "stack still stored; use a larger capacity")
 
-    def _window(self, slots):
-        """(B, stack + 1) slot indices: obs is [:, :-1] of the frames, next_obs is [:, 1:].
+    def _sampleable(self, slots) -> np.ndarray:
+        """(B,) bool: whether the slots (B,) start a transition whose stack is wholly stored.
 
-        Frame k of the window is slot i + 1 - min(stack - k, age_i + 1): both stacks stop at the
-        episode's first frame. (age_{i+1} = min(age_i + 1, stack - 1), and the cap never binds
-        for next_obs's offsets, which are at most stack - 1.)
+        A transition's next frame (slot + 1) is written right after it and overwritten after
+        it, so it is present whenever the transition is; what can be missing are the oldest
+        frames of its stack: they must not precede the oldest stored slot. Once false for a
+        slot, this stays false until the slot is overwritten (the oldest slot only advances).
         """
-        age = self._store["age"][slots].astype(np.int64)
-        back = np.minimum(self._back[None, :], age[:, None] + 1)
-        return (slots[:, None] + 1 - back) % self.capacity
+        s = self._store
+        oldest = self._cursor if self._size == self.capacity else 0
+        position = (slots - oldest) % self.capacity
+        return s["starts_transition"][slots] & (position >= s["age"][slots])
+
+    def _stack_slots(self, ends):
+        """(B, stack) slot indices of the stacks whose newest frames are at ``ends`` (B,).
+
+        Frame k of the stack is slot end - min(stack - 1 - k, age_end): it never reaches back
+        past its episode's first frame and repeats that frame instead.
+        """
+        age = self._store["age"][ends].astype(np.int64)
+        back = np.minimum(self._back[None, :], age[:, None])
+        return (ends[:, None] - back) % self.capacity
+
+
+class _Prioritized:
+    """Proportional prioritised replay (Schaul et al. 2016, sec. 3.3), mixed into a `_Ring`
+    buffer that provides `_check_n_step`, `_batch(slots, n_step, gamma)` and calls the
+    `_transitions_added` hook (see `PrioritizedReplayBuffer`, `PrioritizedFrameReplayBuffer`).
+
+    Slot i is drawn with probability P(i) = p_i ** alpha / sum_k p_k ** alpha. The sum tree
+    holds the masses p_i ** alpha: a new transition enters at the largest mass ever set (1.0 at
+    first), `update_priorities` sets (|td| + eps) ** alpha, and a slot holding no sampleable
+    transition has mass 0 and is never drawn. Sampling is stratified as in the paper: one
+    uniform point in each of B equal segments of the total mass.
+    """
+
+    alpha: float
+    eps: float
+
+    def _init_priorities(self, alpha, eps):
+        if not (np.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
+        if not (np.isfinite(eps) and eps > 0):
+            raise ValueError(f"eps must be a finite number > 0, got {eps!r}")
+        self.alpha = float(alpha)
+        self.eps = float(eps)
+        self._priorities = SumTree(self.capacity, initial_max=1.0)
+
+    @classmethod
+    def _require_memory(cls, capacity, layout):
+        # The sum tree: 2 * (power of two >= capacity) float64 nodes, under 4 per slot.
+        return super()._require_memory(capacity, {**layout, "sum_tree": ((4,), np.float64)})
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the storage arrays and the sum tree."""
+        return super().nbytes + self._priorities._tree.nbytes
+
+    @property
+    def priorities(self) -> np.ndarray:
+        """(capacity,) float64 read-only: each slot's sampling mass p ** alpha (0: never drawn)."""
+        return self._priorities.leaves
+
+    @property
+    def max_priority(self) -> float:
+        """The mass new transitions enter at: the largest ever set, 1.0 at first."""
+        return self._priorities.max_priority
+
+    def _transitions_added(self, slots) -> None:
+        self._priorities.set(slots, self._priorities.max_priority)
+
+    def sample(self, batch_size, n_step: int = 1, gamma: float = 1.0, beta: float = 0.4) -> Batch:
+        """`batch_size` transitions drawn with replacement, slot i with probability P(i) =
+        p_i ** alpha / sum_k p_k ** alpha, stratified over B equal segments of the total (so a
+        batch comes out in slot order, not shuffled). Same `Batch` as the uniform buffer's
+        sample (n_step, gamma: see there) plus:
+
+        slots: (B,) int64, for `update_priorities`.
+        weights: (B,) float32, (N * P(i)) ** -beta / max over the batch, i.e.
+            (P(i) / min_batch P) ** -beta in (0, 1]; N cancels. beta in [0, 1]: 0 gives all
+            ones, 1 fully corrects the sampling bias.
+        """
+        n_step = self._check_n_step(n_step)
+        if not 0.0 <= beta <= 1.0:
+            raise ValueError(f"beta must be in [0, 1], got {beta!r}")
+        if len(self) == 0:
+            raise ValueError(f"cannot sample from an empty {type(self).__name__}")
+        if not self._priorities.total > 0:
+            raise RuntimeError(f"{type(self).__name__} holds {len(self)} transitions but none "
+                               "is sampleable (for frames: none with its whole stack still "
+                               "stored; use a larger capacity)")
+        slots = self._priorities.sample_stratified(batch_size, self._rng)
+        mass = self._priorities.get(slots)
+        weights = (mass / mass.min()) ** -float(beta)
+        return self._batch(slots, n_step, gamma)._replace(slots=slots,
+                                                          weights=weights.astype(np.float32))
+
+    def update_priorities(self, slots, td_errors) -> None:
+        """Set p = |td| + eps, i.e. mass (|td| + eps) ** alpha, for the transitions at `slots`.
+
+        slots: (B,) int, a batch's `slots`. td_errors: (B,) float, NumPy (not device) array.
+        Where a slot repeats, its last TD error wins. A slot that holds no sampleable
+        transition any more (its mass is 0: e.g. a frame slot that fell behind the write
+        cursor) is left at 0. A slot overwritten by a new transition since it was sampled
+        would take the old transition's priority: update before adding more.
+        """
+        slots = np.asarray(slots)
+        td = np.asarray(td_errors, np.float64)
+        if slots.ndim != 1 or td.shape != slots.shape:
+            raise ValueError(f"slots and td_errors must have the same shape (B,), got "
+                             f"{slots.shape} and {td.shape}")
+        if not np.isfinite(td).all():
+            raise ValueError(f"td_errors must be finite, got {td[~np.isfinite(td)][:5]}")
+        live = self._priorities.get(slots) > 0
+        mass = (np.abs(td[live]) + self.eps) ** self.alpha
+        # Mass 0 means "not sampleable": keep live ones above 0 even if the power underflows.
+        self._priorities.set(slots[live], np.maximum(mass, np.finfo(np.float64).tiny))
+
+    def state_dict(self) -> dict:
+        """The uniform buffer's state plus priorities (capacity,) float64 (the sum tree's
+        leaves; its sums are rebuilt on load), max_priority and alpha (0-d float64)."""
+        state = super().state_dict()
+        state["priorities"] = self._priorities.leaves.copy()
+        state["max_priority"] = np.array(self._priorities.max_priority, np.float64)
+        state["alpha"] = np.array(self.alpha, np.float64)
+        return state
+
+    def load_state_dict(self, state) -> None:
+        """Restore from `state_dict()` output of a prioritised buffer of the same layout and
+        alpha; ValueError, before anything changes, otherwise."""
+        missing = [k for k in ("priorities", "max_priority", "alpha") if k not in state]
+        if missing:
+            raise ValueError(f"replay state has no {', '.join(missing)}: it was saved by a "
+                             f"uniform buffer, not a {type(self).__name__}")
+        priorities = np.asarray(state["priorities"])
+        if priorities.shape != (self.capacity,) or priorities.dtype != np.float64:
+            raise ValueError(f"replay state field 'priorities' has shape {priorities.shape} "
+                             f"dtype {priorities.dtype}, this buffer expects "
+                             f"({self.capacity},) float64")
+        if float(state["alpha"]) != self.alpha:
+            raise ValueError(f"replay state has alpha={float(state['alpha'])}, "
+                             f"this buffer has alpha={self.alpha}")
+        max_priority = float(state["max_priority"])
+        super().load_state_dict(state)
+        self._priorities.load(priorities, max_priority)
+
+
+class PrioritizedReplayBuffer(_Prioritized, ReplayBuffer):
+    """`ReplayBuffer` with proportional prioritised sampling (see `_Prioritized`).
+
+    alpha: priority exponent (0: uniform). eps: added to |TD error| so no priority is 0.
+    Other arguments as `ReplayBuffer`.
+    """
+
+    def __init__(self, capacity, obs_shape, obs_dtype=np.float32, seed=None,
+                 alpha: float = 0.6, eps: float = 1e-6):
+        super().__init__(capacity, obs_shape, obs_dtype, seed)
+        self._init_priorities(alpha, eps)
+
+
+class PrioritizedFrameReplayBuffer(_Prioritized, FrameReplayBuffer):
+    """`FrameReplayBuffer` with proportional prioritised sampling (see `_Prioritized`).
+
+    A slot has mass above 0 exactly while it is sampleable (`_sampleable`): writing a frame
+    clears the mass of the transition it overwrites and of the slots just after the cursor
+    whose stacks now reach back past the oldest stored frame (they never become sampleable
+    again before being overwritten), and final frames of episodes never get one.
+
+    alpha: priority exponent (0: uniform over sampleable slots). eps: added to |TD error|.
+    Other arguments as `FrameReplayBuffer`.
+    """
+
+    def __init__(self, capacity, frame_shape=(84, 84), stack=4, seed=None,
+                 alpha: float = 0.6, eps: float = 1e-6):
+        super().__init__(capacity, frame_shape, stack, seed)
+        self._init_priorities(alpha, eps)
+
+    def _frame_written(self, slot) -> None:
+        # Only slot and the next stack - 1 (stack ages are capped at stack - 1) can have lost
+        # their sampleability with this write.
+        near = (slot + np.arange(self.stack)) % self.capacity
+        lost = near[(self._priorities.get(near) > 0) & ~self._sampleable(near)]
+        if len(lost):
+            self._priorities.set(lost, 0.0)

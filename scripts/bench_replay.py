@@ -78,7 +78,9 @@ def bench_frames(args):
     flat = frames.reshape(len(frames), -1)
 
     def window():
-        return buf._window(buf._sample_slots(args.batch_size))
+        """(B, stack + 1) slots: a transition's stack and its next frame (a 1-step window)."""
+        slots = buf._sample_slots(args.batch_size)
+        return np.concatenate([buf._stack_slots(slots), ((slots + 1) % buf.capacity)[:, None]], axis=1)
 
     out = np.empty((args.batch_size, buf.stack + 1, flat.shape[1]), np.uint8)
     result = {
