@@ -1,25 +1,36 @@
-"""Gymnasium environments of the seed book: RoomExit, Gridworld and Atari Pong.
+"""Gymnasium environments of the seed book: RoomExit, Gridworld, Pong and every other Atari game.
 
 Importing this package registers `rlkit/RoomExit-v0` and `rlkit/Gridworld-v0` with Gymnasium
 (and ale-py's `ALE/*` ids). `make(name)` / `make_vec(name, n)` accept the short names
-"RoomExit", "Gridworld", "Pong" and any Gymnasium id.
+"RoomExit", "Gridworld", "Pong", any of ale-py's Atari games by name in any case ("Breakout",
+"breakout", "SpaceInvaders", "space_invaders") and any Gymnasium id. Every Atari game, named
+either way or by its id ("ALE/Breakout-v5"), is built by `make_atari`: DQN preprocessing,
+(4, 84, 84) uint8 frames, the `AtariSettings` as keyword arguments; `is_atari(name)` says
+whether a name is one. Pong alone also has the seed book's policy-gradient input
+(`preprocess="pg"`) and UP/DOWN actions (`actions="updown"`).
 """
-from envs.atari import PongSettings, make_pong, make_pong_vec, pg_preprocess
+from envs.atari import (ATARI_GAMES, AtariSettings, atari_game, make_atari, make_atari_vec, make_pong,
+                        make_pong_vec, pg_preprocess)
 from envs.gridworld import CLASSIC_4X3, GridworldEnv, parse_grid
-from envs.registry import GRIDWORLD_ID, ROOM_EXIT_ID, SHORT_NAMES, make, make_vec, register
+from envs.registry import GRIDWORLD_ID, ROOM_EXIT_ID, SHORT_NAMES, is_atari, make, make_vec, register
 from envs.room_exit import RoomExitEnv
 
 register()
 
 __all__ = [
+    "ATARI_GAMES",
+    "AtariSettings",
     "CLASSIC_4X3",
     "GRIDWORLD_ID",
     "GridworldEnv",
-    "PongSettings",
     "ROOM_EXIT_ID",
     "RoomExitEnv",
     "SHORT_NAMES",
+    "atari_game",
+    "is_atari",
     "make",
+    "make_atari",
+    "make_atari_vec",
     "make_pong",
     "make_pong_vec",
     "make_vec",

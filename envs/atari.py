@@ -1,20 +1,33 @@
-"""Atari Pong through ale-py, preprocessed with Gymnasium's own wrappers.
+"""Any Atari game through ale-py, preprocessed with Gymnasium's own wrappers; Pong's extras.
 
-Settings (`PongSettings`; the same for the single env and the vector env, each a keyword
-argument of `make_pong` / `make_pong_vec`):
+`make_atari(game)` / `make_atari_vec(game, n)` build any of ale-py's games (`ATARI_GAMES`, read
+from the `ALE/*-v5` ids ale-py registers with Gymnasium, 104 in ale-py 0.12). `game` is the
+game's name in any case, with or without underscores ("Breakout", "breakout", "SpaceInvaders",
+"space_invaders") or its Gymnasium id ("ALE/Breakout-v5"); `atari_game(name)` says which game a
+name stands for. `make_pong` / `make_pong_vec` are `make_atari("Pong", ...)`.
+
+Settings (`AtariSettings`; the same for every game, for the single env and the vector env, each
+a keyword argument of the constructors):
 - sticky actions: `repeat_action_probability=0.25` (Machado et al. 2018 and ale-py's v5
   default; the 2015 DQN paper used 0, pass 0.0 to reproduce it);
-- action set: the minimal one, 6 actions for Pong (`actions="minimal"`); `actions="full"`
-  gives ALE's 18; `actions="updown"` gives the book's two moves (see `UPDOWN_ACTIONS`);
-- terminal on life loss: off (`terminal_on_life_loss=False`; Pong has no lives anyway);
+- action set: the game's minimal one (`actions="minimal"`: 6 for Pong and SpaceInvaders, 4 for
+  Breakout); `actions="full"` gives ALE's 18; Pong only: `actions="updown"` gives the book's two
+  moves (see `UPDOWN_ACTIONS`);
+- terminal on life loss: off (`terminal_on_life_loss=False`; Machado et al. advise against it);
 - no-op starts: a uniform 1..30 no-ops after each reset (`noop_max=30`);
 - frame skip 4 (`frame_skip`), max-pooling the last two frames of each skip;
-- rewards unclipped by default (`clip_rewards=True` clips to [-1, 1]; Pong's are already
-  -1/0/+1). `info["episode"]` (Gymnasium's RecordEpisodeStatistics) always holds the
-  unclipped return and length of a finished episode.
+- rewards unclipped by default (`clip_rewards=True` clips to [-1, 1], as the DQN paper did for
+  games with larger scores; Pong's are already -1/0/+1). `info["episode"]` (Gymnasium's
+  RecordEpisodeStatistics) always holds the unclipped return and length of a finished episode.
+
+Preprocessing: `preprocess="dqn"` (every game): uint8 (4, 84, 84) greyscale frames, newest last,
+the first frame repeated after a reset. `preprocess="pg"` (Pong only): the seed book's
+policy-gradient input (`pg_preprocess`, frame differences). Asking another game for "pg" or
+"updown" is a ValueError: both depend on Pong's screen and action set.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 from dataclasses import dataclass
 
@@ -39,6 +52,12 @@ from envs.action_check import ActionCheck, validate_actions
 gym.register_envs(ale_py)
 
 PONG_ID = "ALE/Pong-v5"
+# ale-py's games: ROM id ("space_invaders") -> Gymnasium id ("ALE/SpaceInvaders-v5"), read from
+# the ids ale-py registered above (a few two-player ROMs have none and are left out).
+ATARI_GAMES = dict(sorted(
+    (spec.kwargs["game"], spec.id) for spec in gym.registry.values()
+    if spec.namespace == "ALE" and spec.version == 5 and spec.entry_point == "ale_py.env:AtariEnv"
+))
 PREPROCESSINGS = ("dqn", "pg")
 ACTION_SETS = ("minimal", "full", "updown")
 
@@ -78,13 +97,60 @@ def _check_choice(name: str, value, choices) -> None:
         raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
+def _game_key(name: str) -> str:
+    """What game names are compared by: lower case, no underscores ("SpaceInvaders" ==
+    "space_invaders" == "spaceinvaders")."""
+    return name.lower().replace("_", "")
+
+
+# every accepted spelling of a game, reduced by _game_key -> its ROM id
+_GAME_KEYS = {key: game for game, env_id in ATARI_GAMES.items()
+              for key in (_game_key(game), _game_key(gym.registry[env_id].name))}
+
+
+def atari_game(name: str) -> str | None:
+    """The ale-py game (its ROM id, e.g. "space_invaders") that `name` stands for, else None.
+
+    `name` is a game's name in any case, with or without underscores ("Breakout", "breakout",
+    "SpaceInvaders", "space_invaders") or its Gymnasium id ("ALE/Breakout-v5"). Anything else
+    ("CartPole-v1", Gymnasium's legacy "Breakout-v4" / "BreakoutNoFrameskip-v4" ids) is None.
+    """
+    if not isinstance(name, str):
+        return None
+    spec = gym.registry.get(name)
+    if spec is not None:
+        return spec.kwargs["game"] if spec.id in ATARI_GAMES.values() else None
+    return _GAME_KEYS.get(_game_key(name))
+
+
+def game_name(game: str) -> str:
+    """A game's display name, as in its Gymnasium id: "space_invaders" -> "SpaceInvaders"."""
+    return gym.registry[ATARI_GAMES[game]].name
+
+
+def _resolve_game(game: str) -> str:
+    """`atari_game(game)`, or a ValueError that suggests close game names."""
+    found = atari_game(game)
+    if found is None:
+        names = [game_name(g) for g in ATARI_GAMES]
+        close = difflib.get_close_matches(str(game), names, n=3, cutoff=0.5)
+        hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"unknown Atari game {game!r}: use one of ale-py's {len(names)} games by "
+                         f"name (e.g. 'Pong', 'Breakout', 'SpaceInvaders'; any case, underscores "
+                         f"optional) or id ('ALE/Breakout-v5'); envs.atari.ATARI_GAMES lists them."
+                         f"{hint}")
+    return found
+
+
 @dataclass(frozen=True)
-class PongSettings:
-    """The Atari settings `make_pong` and `make_pong_vec` share (why: see the module docstring)."""
+class AtariSettings:
+    """The Atari settings every game shares, for `make_atari` and `make_atari_vec` alike (why:
+    see the module docstring)."""
 
     actions: str = "minimal"
-    """"minimal" (Discrete(6)), "full" (Discrete(18)) or "updown" (Discrete(2): 0 = UP, 1 = DOWN,
-    sent to ALE as `UPDOWN_ACTIONS`)."""
+    """"minimal" (the game's own set: Discrete(6) for Pong, 4 for Breakout), "full"
+    (Discrete(18)) or, Pong only, "updown" (Discrete(2): 0 = UP, 1 = DOWN, sent to ALE as
+    `UPDOWN_ACTIONS`)."""
     repeat_action_probability: float = 0.25
     """Sticky actions: chance that ALE repeats the previous action on each frame."""
     noop_max: int = 30
@@ -104,7 +170,30 @@ class PongSettings:
         _check_choice("actions", self.actions, ACTION_SETS)
 
 
-def make_pong(
+def _settings(game: str, preprocess: str, settings: dict) -> AtariSettings:
+    """Check `preprocess` and `settings` for `game` (a ROM id); the settings as AtariSettings.
+
+    Unknown settings are a TypeError (as for any keyword argument); Pong's extras asked of
+    another game are a ValueError.
+    """
+    _check_choice("preprocess", preprocess, PREPROCESSINGS)
+    try:
+        cfg = AtariSettings(**settings)
+    except TypeError as e:
+        fields = ", ".join(AtariSettings.__dataclass_fields__)
+        raise TypeError(f"{e}; the Atari settings are {fields}") from None
+    if game != "pong":
+        extra = ("preprocess='pg'" if preprocess == "pg" else
+                 "actions='updown'" if cfg.actions == "updown" else None)
+        if extra is not None:
+            raise ValueError(f"{extra} is for Pong only (the seed book's Pong input and paddle "
+                             f"moves), not {game_name(game)}: other games take "
+                             f"preprocess='dqn' and actions='minimal' or 'full'")
+    return cfg
+
+
+def make_atari(
+    game: str,
     preprocess: str = "dqn",
     *,
     frame_stack: int | None = None,
@@ -112,21 +201,23 @@ def make_pong(
     render_mode: str | None = None,
     **settings,
 ) -> gym.Env:
-    """ALE Pong with one of two preprocessings; `settings` are `PongSettings` fields.
+    """One ALE game with DQN preprocessing (or Pong's "pg"); `settings` are `AtariSettings` fields.
 
+    game: a name in any case, underscores optional ("Breakout", "space_invaders") or a
+        Gymnasium id ("ALE/Breakout-v5"); unknown names are a ValueError naming close ones.
     preprocess="dqn": observations uint8 (frame_stack, screen_size, screen_size), default
         (4, 84, 84): greyscale frames, newest last; on reset the first frame is repeated.
-    preprocess="pg": the book's input, float32 (6400,): `pg_preprocess` of the newest frame
-        minus that of the previous one (zeros right after reset). `frame_stack` and
-        `screen_size` do not apply.
+    preprocess="pg" (Pong only): the book's input, float32 (6400,): `pg_preprocess` of the
+        newest frame minus that of the previous one (zeros right after reset). `frame_stack`
+        and `screen_size` do not apply.
     render_mode: None, "rgb_array" or "human" (the raw 210x160 game screen).
     """
-    _check_choice("preprocess", preprocess, PREPROCESSINGS)
-    cfg = PongSettings(**settings)
+    game = _resolve_game(game)
+    cfg = _settings(game, preprocess, settings)
     if preprocess == "pg" and (frame_stack is not None or screen_size is not None):
         raise ValueError("frame_stack and screen_size apply to preprocess='dqn' only; 'pg' uses 80x80 differences")
     env = gym.make(
-        PONG_ID,
+        ATARI_GAMES[game],
         frameskip=1,  # AtariPreprocessing skips (and max-pools) itself
         repeat_action_probability=cfg.repeat_action_probability,
         full_action_space=cfg.actions == "full",
@@ -150,11 +241,24 @@ def make_pong(
         env = ClipReward(env, -1.0, 1.0)
     if cfg.actions == "updown":
         env = TransformAction(env, UPDOWN_ACTIONS.__getitem__, spaces.Discrete(2))
-    return ActionCheck(env, "Pong")
+    return ActionCheck(env, game_name(game))
+
+
+def make_pong(
+    preprocess: str = "dqn",
+    *,
+    frame_stack: int | None = None,
+    screen_size: int | None = None,
+    render_mode: str | None = None,
+    **settings,
+) -> gym.Env:
+    """`make_atari("Pong", ...)`: ALE Pong, with the book's "pg" input and "updown" actions too."""
+    return make_atari("pong", preprocess, frame_stack=frame_stack, screen_size=screen_size,
+                      render_mode=render_mode, **settings)
 
 
 class _NativeStackFix(VectorWrapper):
-    """Align ale-py's vector env with `make_pong`: repeat the first frame, validate actions.
+    """Align ale-py's vector env with `make_atari`: repeat the first frame, validate actions.
 
     ale-py pads the frame stack of a fresh episode with zero frames; FrameStackObservation
     repeats the first frame instead. This wrapper copies the oldest real frame over the
@@ -163,10 +267,11 @@ class _NativeStackFix(VectorWrapper):
     hang) into a ValueError.
     """
 
-    def __init__(self, env: AtariVectorEnv, stack: int):
-        """Wrap `env`, whose observations are (num_envs, stack, H, W)."""
+    def __init__(self, env: AtariVectorEnv, stack: int, name: str = "Pong"):
+        """Wrap `env`, whose observations are (num_envs, stack, H, W); `name` is the game's."""
         super().__init__(env)
         self._stack = stack
+        self._name = f"vectorised {name}"
         self._age = np.ones(self.num_envs, dtype=np.int64)  # frames of this episode in the stack
         self._ended = np.zeros(self.num_envs, dtype=bool)  # autoreset happens on the next step
 
@@ -180,7 +285,7 @@ class _NativeStackFix(VectorWrapper):
 
     def step(self, actions):
         """Validate `actions` (shape (num_envs,), integers in range) and step all sub-envs."""
-        actions = validate_actions(self.action_space, actions, "vectorised Pong")
+        actions = validate_actions(self.action_space, actions, self._name)
         obs, rewards, terminated, truncated, info = self.env.step(actions)
         self._age = np.where(self._ended, 1, np.minimum(self._age + 1, self._stack))
         self._ended = terminated | truncated
@@ -194,7 +299,8 @@ class _NativeStackFix(VectorWrapper):
         return obs
 
 
-def make_pong_vec(
+def make_atari_vec(
+    game: str,
     num_envs: int,
     preprocess: str = "dqn",
     *,
@@ -204,32 +310,32 @@ def make_pong_vec(
     render_mode: str | None = None,
     **settings,
 ) -> gym.vector.VectorEnv:
-    """`num_envs` Pong envs stepped together, with the same arguments as `make_pong`.
+    """`num_envs` copies of one game stepped together, with the same arguments as `make_atari`.
 
-    The native ale-py vector env (C++ threads) is used when it can reproduce `make_pong`:
+    The native ale-py vector env (C++ threads) is used when it can reproduce `make_atari`:
     preprocess="dqn", actions "minimal"/"full", no render_mode. Otherwise (or with
     vectorization_mode="sync"/"async") Gymnasium's SyncVectorEnv / AsyncVectorEnv runs
-    `make_pong` copies. Both reset finished sub-envs on the next step (NEXT_STEP autoreset).
+    `make_atari` copies. Both reset finished sub-envs on the next step (NEXT_STEP autoreset).
     Observations: (num_envs, *single observation shape); actions: int array (num_envs,).
     """
+    game = _resolve_game(game)
     if not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
         raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
     _check_choice("vectorization_mode", vectorization_mode, (None, "vector_entry_point", "sync", "async"))
-    _check_choice("preprocess", preprocess, PREPROCESSINGS)
-    cfg = PongSettings(**settings)
+    cfg = _settings(game, preprocess, settings)
     native_fits = preprocess == "dqn" and cfg.actions != "updown" and render_mode is None
     if vectorization_mode == "vector_entry_point" and not native_fits:
         raise ValueError("the native ale-py vector env supports preprocess='dqn' without "
                          "actions='updown' or render_mode; use vectorization_mode='sync' or 'async'")
     if vectorization_mode in ("sync", "async") or not native_fits:
-        make_one = functools.partial(make_pong, preprocess, frame_stack=frame_stack, screen_size=screen_size,
-                                     render_mode=render_mode, **settings)
+        make_one = functools.partial(make_atari, game, preprocess, frame_stack=frame_stack,
+                                     screen_size=screen_size, render_mode=render_mode, **settings)
         cls = gym.vector.AsyncVectorEnv if vectorization_mode == "async" else gym.vector.SyncVectorEnv
         return cls([make_one] * num_envs)
     stack = 4 if frame_stack is None else frame_stack
     size = 84 if screen_size is None else screen_size
     venv = AtariVectorEnv(
-        "pong",
+        game,
         num_envs,
         repeat_action_probability=cfg.repeat_action_probability,
         full_action_space=cfg.actions == "full",
@@ -245,7 +351,24 @@ def make_pong_vec(
         use_fire_reset=False,  # AtariPreprocessing does not press FIRE either
         max_num_frames_per_episode=cfg.max_num_frames_per_episode,
     )
-    env = vector_wrappers.RecordEpisodeStatistics(_NativeStackFix(venv, stack))
+    env = vector_wrappers.RecordEpisodeStatistics(_NativeStackFix(venv, stack, game_name(game)))
     if cfg.clip_rewards:
         env = vector_wrappers.ClipReward(env, -1.0, 1.0)
     return env
+
+
+def make_pong_vec(
+    num_envs: int,
+    preprocess: str = "dqn",
+    *,
+    vectorization_mode: str | None = None,
+    frame_stack: int | None = None,
+    screen_size: int | None = None,
+    render_mode: str | None = None,
+    **settings,
+) -> gym.vector.VectorEnv:
+    """`make_atari_vec("Pong", num_envs, ...)`: Pong's "pg" input and "updown" actions run as
+    `make_pong` copies in a Gymnasium SyncVectorEnv / AsyncVectorEnv."""
+    return make_atari_vec("pong", num_envs, preprocess, vectorization_mode=vectorization_mode,
+                          frame_stack=frame_stack, screen_size=screen_size,
+                          render_mode=render_mode, **settings)

@@ -6,7 +6,7 @@ import difflib
 import gymnasium as gym
 
 from envs.action_check import ActionCheck
-from envs.atari import make_pong, make_pong_vec
+from envs.atari import ATARI_GAMES, PONG_ID, atari_game, make_atari, make_atari_vec
 
 ROOM_EXIT_ID = "rlkit/RoomExit-v0"
 GRIDWORLD_ID = "rlkit/Gridworld-v0"
@@ -14,8 +14,9 @@ GRIDWORLD_ID = "rlkit/Gridworld-v0"
 ROOM_EXIT_MAX_STEPS = 100
 GRIDWORLD_MAX_STEPS = 100
 
-# short name -> registered Gymnasium id, or None for the Atari constructor
-SHORT_NAMES = {"RoomExit": ROOM_EXIT_ID, "Gridworld": GRIDWORLD_ID, "Pong": None}
+# short name -> Gymnasium id. Every other ALE game is a short name too (`envs.atari.ATARI_GAMES`);
+# all Atari names and ids are built by `envs.atari.make_atari`, with its preprocessing.
+SHORT_NAMES = {"RoomExit": ROOM_EXIT_ID, "Gridworld": GRIDWORLD_ID, "Pong": PONG_ID}
 
 
 def register() -> None:
@@ -28,10 +29,20 @@ def register() -> None:
                      max_episode_steps=GRIDWORLD_MAX_STEPS)
 
 
-def _resolve(name: str) -> str | None:
-    """The Gymnasium id `name` stands for, or None for "Pong" (built by `envs.atari`).
+def is_atari(name: str) -> bool:
+    """Whether `make(name)` builds a preprocessed Atari game (`envs.atari.make_atari`): a game's
+    name in any case ("Pong", "breakout", "space_invaders") or its id ("ALE/Breakout-v5").
 
-    Raises ValueError for a name that is neither a short name nor a Gymnasium id.
+    False for every other name, unknown ones included (`make` is what reports those), and for
+    Gymnasium's legacy ids such as "BreakoutNoFrameskip-v4", which `make` builds raw.
+    """
+    return atari_game(name) is not None
+
+
+def _resolve(name: str) -> str:
+    """The Gymnasium id a non-Atari `name` stands for.
+
+    Raises ValueError for a name that is neither a short name, an Atari game nor a Gymnasium id.
     """
     for short, env_id in SHORT_NAMES.items():
         if name.lower() == short.lower():
@@ -39,12 +50,14 @@ def _resolve(name: str) -> str | None:
     # "module:Env-v0" makes Gymnasium import the module that registers the id
     if name in gym.registry or ":" in name:
         return name
-    close = difflib.get_close_matches(name, list(SHORT_NAMES) + list(gym.registry), n=3)
+    games = [gym.registry[env_id].name for env_id in ATARI_GAMES.values()]
+    close = difflib.get_close_matches(name, list(SHORT_NAMES) + games + list(gym.registry), n=3)
     hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
     raise ValueError(
-        f"unknown environment {name!r}: use a short name ({', '.join(SHORT_NAMES)}) or a "
-        f"registered Gymnasium id such as 'CartPole-v1', 'FrozenLake-v1' or 'ALE/Breakout-v5' "
-        f"(list them with gymnasium.pprint_registry()).{hint}"
+        f"unknown environment {name!r}: use a short name ({', '.join(SHORT_NAMES)}), any of "
+        f"ale-py's {len(ATARI_GAMES)} Atari games by name ('Breakout', 'space_invaders'; listed "
+        f"in envs.atari.ATARI_GAMES) or a registered Gymnasium id such as 'CartPole-v1', "
+        f"'FrozenLake-v1' or 'ALE/Breakout-v5' (list them with gymnasium.pprint_registry()).{hint}"
     )
 
 
@@ -53,13 +66,18 @@ def make(name: str, **kwargs) -> gym.Env:
 
     "RoomExit", "Gridworld": `gymnasium.make` of the registered rlkit ids (kwargs go to the
     env class, plus Gymnasium's own such as `max_episode_steps`, `render_mode`).
-    "Pong": `envs.atari.make_pong(**kwargs)`. Any other name: `gymnasium.make(name, **kwargs)`
+    Atari: any ALE game by name ("Pong", "Breakout", "space_invaders", ...) or by its id
+    ("ALE/Breakout-v5") is `envs.atari.make_atari(game, **kwargs)`: DQN preprocessing,
+    (4, 84, 84) uint8 frames, the `AtariSettings` as keyword arguments (Pong also takes the
+    book's preprocess="pg" and actions="updown"). Gymnasium's legacy "Breakout-v4" /
+    "BreakoutNoFrameskip-v4" ids stay raw. Any other name: `gymnasium.make(name, **kwargs)`
     wrapped so an out-of-range action raises a ValueError naming the valid range.
     Short names are case-insensitive. Unknown names raise ValueError listing the short names.
     """
+    game = atari_game(name)
+    if game is not None:
+        return make_atari(game, **kwargs)
     env_id = _resolve(name)
-    if env_id is None:
-        return make_pong(**kwargs)
     env = gym.make(env_id, **kwargs)
     # rlkit's own worlds validate actions themselves
     return env if env_id in (ROOM_EXIT_ID, GRIDWORLD_ID) else ActionCheck(env)
@@ -69,13 +87,14 @@ def make_vec(name: str, num_envs: int, *, vectorization_mode: str | None = None,
              **kwargs) -> gym.vector.VectorEnv:
     """`num_envs` copies of `make(name, **kwargs)` as one Gymnasium vector env.
 
-    "Pong": `envs.atari.make_pong_vec` (ale-py's native vector env where it fits).
+    Atari names and ids: `envs.atari.make_atari_vec` (ale-py's native vector env where it fits).
     Anything else: `gymnasium.make_vec` with `vectorization_mode` "sync" (default) or "async",
-    or "vector_entry_point" for ids that have a native vector env (e.g. ALE/*-v5).
+    or "vector_entry_point" for ids that have a native vector env.
     """
+    game = atari_game(name)
+    if game is not None:
+        return make_atari_vec(game, num_envs, vectorization_mode=vectorization_mode, **kwargs)
     env_id = _resolve(name)
-    if env_id is None:
-        return make_pong_vec(num_envs, vectorization_mode=vectorization_mode, **kwargs)
     mode = vectorization_mode or "sync"
     wrappers = None if mode == "vector_entry_point" or env_id in (ROOM_EXIT_ID, GRIDWORLD_ID) else [ActionCheck]
     return gym.make_vec(env_id, num_envs, vectorization_mode=mode, wrappers=wrappers, **kwargs)

@@ -68,8 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def is_pong(name: str) -> bool:
-    """The short name "Pong" (rlkit's preprocessed Pong; a raw ALE id gets no preprocessing)."""
-    return name.lower() == "pong"
+    """Pong by any name envs.make accepts ("Pong", "pong", "ALE/Pong-v5"): the book's game."""
+    return envs.atari_game(name) == "pong"
 
 
 def env_kwargs(args: argparse.Namespace) -> dict:

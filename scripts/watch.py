@@ -1,12 +1,18 @@
 """Watch a trained agent play, in a pygame window with what it thinks beside the game.
 
     python scripts/watch.py RUN_DIR_OR_CHECKPOINT [--episodes N] [--fps F]
+    python scripts/watch.py results/pong-dqn                       # a committed results folder
+    python scripts/watch.py results/pong-dqn --headless --episodes 5 --seed 1   # returns only
     python scripts/watch.py --env Gridworld --random --record clip.gif --headless
     python scripts/watch.py --env Pong --play          # you play, with the up/down arrows
 
 The agent class comes from the checkpoint's header and the env from the run's config.json
-(``--env`` overrides). A run directory is watched from ``checkpoints/best.npz``, else
-``checkpoints/latest.npz``, else ``agent.npz`` (tabular scripts); pass a file to choose.
+(its "env" and "env_kwargs"; ``--env`` overrides), else from the env id the checkpoint
+recorded. A run directory is watched from ``checkpoints/best.npz``, else
+``checkpoints/latest.npz``, else ``agent.npz`` (tabular scripts); a results folder, which
+keeps no checkpoints, from its network file: ``q_network.npz`` (a weights-only DQN),
+``policy.npz``, or the one agent ``.npz`` at its top level. Pass a file to choose.
+Each finished episode's return is printed, then the mean.
 The panel shows Q-values (or, for a random agent, action probabilities) as bars with the
 chosen action highlighted; on RoomExit and Gridworld the map shows every state's value as a
 colour and the greedy action as an arrow. Keys: space pause, right arrow one step, +/-
@@ -24,6 +30,7 @@ import numpy as np
 
 from _tabular import action_names, fail, make_env
 
+import envs
 from agents.actor_critic import ActorCritic
 from agents.dqn import DQN
 from agents.planning import PolicyIteration, ValueIteration
@@ -37,14 +44,20 @@ AGENT_CLASSES = {cls.__name__: cls for cls in (QLearning, ValueIteration, Policy
                                                 PolicyGradient, ActorCritic)}
 # Where a run directory keeps the agent, in order of preference.
 CHECKPOINTS = ("checkpoints/best.npz", "checkpoints/latest.npz", "agent.npz")
+# Where a results folder (config.json, CSVs, figures and the network; no checkpoints/) keeps
+# it: a DQN's weights-only file, or a policy-gradient agent's checkpoint; failing both, the one
+# agent .npz at the folder's top level.
+NETWORK_FILES = ("q_network.npz", "policy.npz")
 ENV_FLAGS = ("living_reward", "slip", "env_kwargs")  # what a run's config.json may say of its env
-PONG_FPS = 15  # ALE runs at 60 frames/s and an agent step is 4 frames: real time
+ATARI_FPS = 15  # ALE runs at 60 frames/s and an agent step is 4 frames: real time
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("source", nargs="?", help="a run directory or a checkpoint (.npz)")
-    p.add_argument("--env", help="environment (default: the run's); RoomExit, Gridworld, Pong or a Gymnasium id")
+    p.add_argument("source", nargs="?",
+                   help="a run directory, a results folder (e.g. results/pong-dqn) or a checkpoint (.npz)")
+    p.add_argument("--env", help="environment (default: the run's); RoomExit, Gridworld, Pong, any Atari "
+                                 "game (Breakout, ...) or a Gymnasium id")
     p.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
                    help='keyword arguments for envs.make on top of the run\'s, e.g. \'{"slip": 0}\'')
     p.add_argument("--random", action="store_true", help="watch a uniformly random agent")
@@ -52,13 +65,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--episodes", type=int, default=3, help="episodes to play (default 3)")
     p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps in all")
     p.add_argument("--fps", type=float, default=None,
-                   help="steps per second (default: the env's render_fps, 4 on the tabular worlds; 15 on Pong)")
+                   help="steps per second (default: the env's render_fps, 4 on the tabular worlds; 15 on Atari games)")
     p.add_argument("--record", metavar="FILE", help="write the window to FILE.mp4 or FILE.gif")
     p.add_argument("--headless", action="store_true", help="no window (SDL dummy driver), no waiting")
     p.add_argument("--seed", type=int, default=0, help="seeds the env's first reset and the random agent")
     args = p.parse_args(argv)
     if args.random + args.play + (args.source is not None) != 1:
-        fail("give exactly one of: a run directory or checkpoint, --random, --play")
+        fail("give exactly one of: a run directory, results folder or checkpoint, --random, --play")
     if (args.random or args.play) and not args.env:
         fail(f"--{'random' if args.random else 'play'} needs --env (e.g. --env Gridworld)")
     if args.episodes < 1 or (args.max_steps is not None and args.max_steps < 1):
@@ -68,13 +81,33 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # ---- finding and loading the agent ----------------------------------------------------------
 
+def is_agent_file(path: Path) -> bool:
+    """Whether `path` is an .npz with an rlkit checkpoint header (reads the zip's index only)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return "meta" in data.files
+    except (OSError, ValueError, zipfile.BadZipFile):
+        return False
+
+
 def locate(source: str) -> tuple[Path, dict]:
-    """The checkpoint a source names, and the config.json of its run ({} if none is found)."""
+    """The checkpoint a source names, and the config.json of its run ({} if none is found).
+
+    A folder: a run's checkpoint (`CHECKPOINTS`), else a results folder's network file
+    (`NETWORK_FILES`, else its one agent .npz); neither is one error line.
+    """
     path = Path(source)
     if path.is_dir():
-        found = [path / name for name in CHECKPOINTS if (path / name).is_file()]
+        found = [path / name for name in CHECKPOINTS + NETWORK_FILES if (path / name).is_file()]
         if not found:
-            fail(f"{path} holds no checkpoint: expected one of {', '.join(CHECKPOINTS)}")
+            found = sorted(p for p in path.glob("*.npz") if is_agent_file(p))
+            if len(found) > 1:
+                fail(f"{path} holds several agent files ({', '.join(p.name for p in found)}): "
+                     f"pass the one to watch")
+        if not found:
+            fail(f"{path} holds no agent: expected a run's checkpoint ({', '.join(CHECKPOINTS)}) "
+                 f"or a results folder's network file ({', '.join(NETWORK_FILES)} or another "
+                 f"agent .npz)")
         checkpoint, folders = found[0], [path]
     elif path.is_file():
         checkpoint, folders = path, [path.parent, path.parent.parent]  # run/agent.npz, run/checkpoints/x.npz
@@ -108,6 +141,8 @@ def load_agent(checkpoint: Path, header: dict, env):
         return cls.load(checkpoint, env=env)
     except ValueError as e:
         fail(e)
+    except KeyError as e:  # the arrays do not fit the network the header describes
+        fail(f"{checkpoint}: {e.args[0] if e.args else e}")
 
 
 # ---- what the agent thinks -----------------------------------------------------------------
@@ -190,6 +225,7 @@ def watch(env, viewer: Viewer, agent, title: str, episodes: int, max_steps: int 
         command = viewer.wait()
         if done:
             returns.append(episode_return)
+            print(f"episode {len(returns)}: return {episode_return:.6g} ({t} steps)", flush=True)
         if command == "quit" or (done and len(returns) >= episodes) or \
                 (max_steps is not None and steps >= max_steps):
             break
@@ -216,10 +252,17 @@ def main(argv=None) -> dict:
     name = args.env or config.get("env") or header.get("env", {}).get("id")
     if not name:
         fail(f"{args.source}: no config.json and no env in the checkpoint; give --env")
-    if args.play and name.lower() != "pong":
+    if args.play and envs.atari_game(name) != "pong":
         fail(f"--play is for Pong (arrow keys against the built-in player), not {name}")
     # the run's env settings (Gridworld's living reward, --env-kwargs) apply to its own env only
     flags = {k: config.get(k) if name == config.get("env") else None for k in ENV_FLAGS}
+    if name == config.get("env") and str(config.get("script", "")).startswith("pg-"):
+        # train_pg.py chose the env's input from the policy kind (Pong: the book's or frames)
+        from train_pg import env_kwargs as pg_env_kwargs  # here: it imports matplotlib
+        run_flags = {"living_reward": None, "slip": None, "policy": None, "algo": "reinforce",
+                     "env_kwargs": None, **config}
+        flags = {"living_reward": None, "slip": None,
+                 "env_kwargs": pg_env_kwargs(argparse.Namespace(**run_flags))}
     flags["env_kwargs"] = {**(flags["env_kwargs"] or {}), **(args.env_kwargs or {}), "render_mode": "rgb_array"}
     env = make_env(argparse.Namespace(env=name, **flags))
     if args.source:
@@ -227,7 +270,7 @@ def main(argv=None) -> dict:
     title = "you" if args.play else "random agent" if agent is None else type(agent).__name__
     if agent is not None and hasattr(env.unwrapped, "set_overlay"):
         env.unwrapped.set_overlay(*greedy_overlay(agent, env.observation_space.n, env.action_space.n))
-    fps = args.fps or (PONG_FPS if name.lower() == "pong" else env.metadata.get("render_fps") or 30)
+    fps = args.fps or (ATARI_FPS if envs.is_atari(name) else env.metadata.get("render_fps") or 30)
     try:
         viewer = Viewer(f"rlkit watch: {title} on {name}", fps, args.headless, args.record)
         try:
@@ -238,8 +281,9 @@ def main(argv=None) -> dict:
     except (RuntimeError, ValueError) as e:
         fail(e)
     rets = ", ".join(f"{r:.6g}" for r in summary["returns"]) or "none finished"
+    mean = f"; mean {np.mean(summary['returns']):.6g}" if summary["returns"] else ""
     print(f"{title} on {name}: {summary['steps']} steps, {summary['episodes']} episodes "
-          f"(returns: {rets})")
+          f"(returns: {rets}{mean})")
     if viewer.recorder is not None:
         w, h = viewer.recorder.size
         print(f"recorded {viewer.recorder.frames} frames of {w}x{h} at {viewer.recorder.fps:g} fps "

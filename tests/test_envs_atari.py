@@ -1,11 +1,12 @@
-"""Pong through ale-py: DQN and policy-gradient preprocessing, action sets, vector envs."""
+"""Atari through ale-py: any game with DQN preprocessing; Pong's policy-gradient input, action sets, vector envs."""
 import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium import spaces
 
 import envs
-from envs.atari import UPDOWN_ACTIONS, _NativeStackFix, make_pong, make_pong_vec, pg_preprocess
+from envs.atari import (ATARI_GAMES, UPDOWN_ACTIONS, _NativeStackFix, make_atari, make_atari_vec, make_pong,
+                        make_pong_vec, pg_preprocess)
 
 PLAYER_GREEN = np.array([92, 186, 92], dtype=np.uint8)  # rlkit's (right-hand) paddle
 
@@ -251,3 +252,91 @@ def test_make_vec_falls_back_to_gymnasium_vector_api():
     sync.close()
     with pytest.raises(ValueError, match="native ale-py vector env supports"):
         envs.make_vec("Pong", 2, preprocess="pg", vectorization_mode="vector_entry_point")
+
+
+# --- any Atari game ----------------------------------------------------------------------
+GAMES = [("Pong", "ALE/Pong-v5", 6), ("Breakout", "ALE/Breakout-v5", 4),
+         ("SpaceInvaders", "ALE/SpaceInvaders-v5", 6)]
+
+
+def test_games_come_from_ale_py():
+    import ale_py.roms
+    assert len(ATARI_GAMES) >= 100
+    assert set(ATARI_GAMES) <= set(ale_py.roms.get_all_rom_ids())
+    assert ATARI_GAMES["space_invaders"] == "ALE/SpaceInvaders-v5" and ATARI_GAMES["pong"] == envs.atari.PONG_ID
+    assert all(env_id in gym.registry for env_id in ATARI_GAMES.values())
+
+
+@pytest.mark.parametrize("game,env_id,n_actions", GAMES)
+def test_make_atari_gives_every_game_dqn_preprocessing(game, env_id, n_actions):
+    env = make_atari(game, repeat_action_probability=0.0)
+    assert env.spec.id == env_id
+    assert env.observation_space == spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    assert env.action_space == spaces.Discrete(n_actions)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (4, 84, 84) and obs.dtype == np.uint8 and obs.any()
+    assert all(np.array_equal(obs[k], obs[0]) for k in range(4))  # "reset" padding
+    for t in range(8):
+        obs, reward, terminated, truncated, _ = env.step(t % n_actions)
+        assert env.observation_space.contains(obs) and not terminated
+    with pytest.raises(ValueError, match=rf"action {n_actions} is outside .* of {game}: expected an "
+                                         rf"integer from 0 to {n_actions - 1}"):
+        env.step(n_actions)
+    env.close()
+
+
+@pytest.mark.parametrize("names", [["Breakout", "breakout", "BREAKOUT", "ALE/Breakout-v5"],
+                                   ["SpaceInvaders", "space_invaders", "spaceinvaders", "ALE/SpaceInvaders-v5"]])
+def test_short_names_in_any_case_and_the_ale_id_build_the_same_env(names):
+    built = [envs.make(name) for name in names]
+    assert len({env.spec.id for env in built}) == 1
+    assert all(env.observation_space == spaces.Box(0, 255, (4, 84, 84), np.uint8) for env in built)
+    assert all(env.action_space == built[0].action_space for env in built)
+    first = [env.reset(seed=3)[0] for env in built]
+    assert all(np.array_equal(obs, first[0]) for obs in first)  # same preprocessing, same seed
+    for env in built:
+        env.close()
+
+
+def test_full_action_set_and_clipping_apply_to_any_game():
+    assert make_atari("Breakout", actions="full").action_space == spaces.Discrete(18)
+    env = make_atari("space_invaders", clip_rewards=True, repeat_action_probability=0.0, noop_max=0)
+    env.reset(seed=0)
+    rewards = [env.step(1)[1] for _ in range(150)]  # FIRE: invaders get shot (5-30 points each)
+    assert max(rewards) == 1.0 and set(rewards) <= {0.0, 1.0}
+    env.close()
+
+
+@pytest.mark.parametrize("kwargs,what", [({"preprocess": "pg"}, "preprocess='pg'"),
+                                         ({"actions": "updown"}, "actions='updown'")])
+def test_pongs_extras_on_another_game_are_a_clear_error(kwargs, what):
+    message = rf"{what} is for Pong only .* not Breakout"
+    with pytest.raises(ValueError, match=message):
+        envs.make("Breakout", **kwargs)
+    with pytest.raises(ValueError, match=message):
+        envs.make_vec("ALE/Breakout-v5", 2, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        make_atari("breakout", **kwargs)
+
+
+def test_unknown_game_and_setting_are_clear_errors():
+    with pytest.raises(ValueError, match=r"unknown Atari game 'Breakot'.* Did you mean 'Breakout'"):
+        make_atari("Breakot")
+    with pytest.raises(TypeError, match="frameskip.*the Atari settings are actions, repeat_action_probability"):
+        envs.make("Breakout", frameskip=2)
+
+
+@pytest.mark.parametrize("name,n_actions", [("Breakout", 4), ("space_invaders", 6)])
+def test_make_vec_of_any_game_uses_the_native_vector_env(name, n_actions):
+    venv = envs.make_vec(name, 2)
+    assert isinstance(venv.unwrapped, __import__("ale_py").vector_env.AtariVectorEnv)
+    assert venv.single_action_space == spaces.Discrete(n_actions)
+    obs, _ = venv.reset(seed=0)
+    assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8
+    assert all(np.array_equal(obs[i, k], obs[i, 3]) for i in range(2) for k in range(3))
+    with pytest.raises(ValueError, match=rf"action {n_actions} for sub-environment 0 .* from 0 to {n_actions - 1}"):
+        venv.step(np.array([n_actions, 0]))
+    venv.close()
+    sync = make_atari_vec(name, 2, vectorization_mode="sync")
+    assert isinstance(sync, gym.vector.SyncVectorEnv) and sync.reset(seed=0)[0].shape == (2, 4, 84, 84)
+    sync.close()

@@ -93,3 +93,33 @@ def test_vector_seeding_is_reproducible():
         return venv.reset(seed=seed)[0].tolist()
 
     assert first_states(11) == first_states(11)
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("Pong", True), ("pong", True), ("ALE/Pong-v5", True),
+    ("Breakout", True), ("breakout", True), ("BREAKOUT", True), ("ALE/Breakout-v5", True),
+    ("SpaceInvaders", True), ("space_invaders", True), ("spaceinvaders", True), ("ALE/SpaceInvaders-v5", True),
+    ("RoomExit", False), ("Gridworld", False), ("CartPole-v1", False), ("FrozenLake-v1", False),
+    ("BreakoutNoFrameskip-v4", False), ("NoSuchEnv-v9", False), ("envs.room_exit:RoomExitEnv", False),
+])
+def test_is_atari_for_every_form_of_name(name, expected):
+    assert envs.is_atari(name) is expected
+
+
+def test_ale_ids_get_the_same_preprocessing_as_short_names():
+    by_id, by_name = envs.make("ALE/Breakout-v5"), envs.make("breakout")
+    for env in (by_id, by_name):
+        assert env.spec.id == "ALE/Breakout-v5" and env.action_space == gym.spaces.Discrete(4)
+        assert env.reset(seed=0)[0].shape == (4, 84, 84)
+    np.testing.assert_array_equal(by_id.reset(seed=1)[0], by_name.reset(seed=1)[0])
+    # Gymnasium's legacy ids stay raw ALE
+    legacy = envs.make("BreakoutNoFrameskip-v4")
+    assert legacy.reset(seed=0)[0].shape == (210, 160, 3)
+
+
+def test_unknown_name_says_any_atari_game_works():
+    with pytest.raises(ValueError) as err:
+        envs.make("Breakot")
+    message = str(err.value)
+    assert "RoomExit, Gridworld, Pong" in message and "Atari games by name" in message
+    assert "Did you mean 'Breakout'" in message

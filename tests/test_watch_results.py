@@ -1,0 +1,118 @@
+"""scripts/watch.py on results folders: config.json plus a network file, no checkpoints/."""
+import dataclasses
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import envs
+from agents.dqn import DQN
+from rlkit.runs import write_json_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV_KWARGS = {"max_episode_steps": 9}  # the run's env settings: watch must rebuild them
+
+
+@pytest.fixture
+def watch(monkeypatch):
+    """scripts/watch.py as a module (its folder on sys.path, as when run)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    return importlib.import_module("watch")
+
+
+@pytest.fixture(scope="module")
+def results_folder(tmp_path_factory) -> Path:
+    """What a committed DQN results folder holds: config.json and a weights-only q_network.npz."""
+    folder = tmp_path_factory.mktemp("cartpole-dqn")
+    agent = DQN(envs.make("CartPole-v1", **ENV_KWARGS), learning_starts=50, buffer_size=1_000,
+                eps_steps=200, eval_epsilon=0.0, seed=0)
+    agent.learn(300)
+    agent.save(folder / "q_network.npz", weights_only=True)
+    write_json_atomic(folder / "config.json", {
+        "script": "dqn", "env": "CartPole-v1", "env_kwargs": ENV_KWARGS, "living_reward": None,
+        "slip": None, "seed": 0, "hyperparams": dataclasses.asdict(agent.config)})
+    (folder / "progress.csv").write_text("step,episode_return\n300,12.0\n")
+    return folder
+
+
+def greedy_returns(folder: Path, episodes: int, seed: int) -> list[float]:
+    """The saved agent's returns, played here the way watch.py plays (first reset seeded)."""
+    env = envs.make("CartPole-v1", **ENV_KWARGS)
+    agent = DQN.load(folder / "q_network.npz", env)
+    returns, obs = [], env.reset(seed=seed)[0]
+    while len(returns) < episodes:
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs))
+            total, done = total + reward, terminated or truncated
+        returns.append(total)
+        obs = env.reset()[0]
+    return returns
+
+
+def run_watch(*argv) -> subprocess.CompletedProcess:
+    """``python scripts/watch.py ARGV`` as a user runs it, without a display."""
+    environ = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy",
+               "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "watch.py"), *map(str, argv)],
+                          cwd=ROOT, env=environ, capture_output=True, text=True, timeout=300)
+
+
+def test_headless_watch_of_a_results_folder_prints_each_return_and_the_mean(results_folder):
+    assert not (results_folder / "checkpoints").exists()
+    done = run_watch(results_folder, "--headless", "--episodes", "3", "--seed", "5")
+    assert done.returncode == 0, done.stderr
+    found = re.findall(r"^episode (\d+): return (\S+) \((\d+) steps\)$", done.stdout, re.M)
+    assert [int(n) for n, _, _ in found] == [1, 2, 3]
+    assert all(int(steps) <= ENV_KWARGS["max_episode_steps"] for _, _, steps in found)  # config's env
+    returns = [float(r) for _, r, _ in found]
+    assert returns == greedy_returns(results_folder, 3, seed=5)  # the saved network, greedy
+    mean = sum(returns) / 3
+    assert re.search(rf"DQN on CartPole-v1: \d+ steps, 3 episodes \(returns: .*; mean {mean:.6g}\)",
+                     done.stdout)
+
+
+def test_a_folder_without_checkpoints_or_network_is_one_error_line(tmp_path):
+    write_json_atomic(tmp_path / "config.json", {"env": "CartPole-v1"})
+    (tmp_path / "progress.csv").write_text("step,episode_return\n")
+    done = run_watch(tmp_path, "--headless")
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert done.returncode == 2 and len(errors) == 1
+    assert f"{tmp_path} holds no agent: expected a run's checkpoint" in errors[0]
+    assert "q_network.npz" in errors[0]
+
+
+def test_any_one_agent_file_is_found_and_several_are_refused(watch, results_folder, tmp_path, capsys):
+    other = tmp_path / "policy_net.npz"
+    other.write_bytes((results_folder / "q_network.npz").read_bytes())
+    (tmp_path / "notes.npz").write_bytes(b"not a zip")  # ignored: no agent header
+    assert watch.locate(str(tmp_path))[0] == other
+    (tmp_path / "second.npz").write_bytes(other.read_bytes())
+    with pytest.raises(SystemExit):
+        watch.locate(str(tmp_path))
+    assert "holds several agent files (policy_net.npz, second.npz)" in capsys.readouterr().err
+
+
+def test_the_committed_pong_results_folder_is_watchable(watch, capsys):
+    folder = ROOT / "results" / "pong-dqn"
+    if not (folder / "q_network.npz").is_file():
+        pytest.skip("results/pong-dqn/q_network.npz is not in this checkout")
+    summary = watch.main([str(folder), "--headless", "--max-steps", "3", "--seed", "0"])
+    assert summary["steps"] == 3
+    assert "DQN on Pong: 3 steps" in capsys.readouterr().out
+
+
+def test_a_policy_gradient_results_folder_gets_the_input_its_run_trained_on(watch, tmp_path, capsys):
+    from agents.policy_gradient import PolicyGradient
+    # train_pg.py gave REINFORCE on Pong the book's input; config.json records only the flags
+    agent = PolicyGradient(envs.make("Pong", preprocess="pg", actions="updown"), seed=0)
+    agent.save(tmp_path / "policy.npz")
+    write_json_atomic(tmp_path / "config.json", {"script": "pg-reinforce", "env": "Pong", "algo": "reinforce",
+                                                 "policy": None, "env_kwargs": None})
+    summary = watch.main([str(tmp_path), "--headless", "--max-steps", "3"])
+    assert summary["steps"] == 3
+    assert "PolicyGradient on Pong: 3 steps" in capsys.readouterr().out
