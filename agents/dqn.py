@@ -34,8 +34,10 @@ from agents.networks import ObsAdapter, prefixed, seed_everything, unprefixed
 from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint
 from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit import nn, no_grad, optim
-from rlkit.backend import array_module_for, resolve_device, set_num_threads, to_device
-from rlkit.replay import FrameReplayBuffer, ReplayBuffer
+from rlkit.health import collapse_reasons, relu_activity
+from rlkit.backend import array_module_for, resolve_device, set_num_threads, to_device, to_numpy
+from rlkit.replay import (FrameReplayBuffer, PrioritizedFrameReplayBuffer, PrioritizedReplayBuffer,
+                          ReplayBuffer)
 from rlkit.training import generator_state, global_rng_state, restore_generator, restore_global_rng
 
 
@@ -74,7 +76,23 @@ class DQNConfig:
     eps_steps: int = 10_000
     """Steps over which epsilon falls linearly."""
     eval_epsilon: float = 0.0
-    """Exploration rate while evaluating (predict with deterministic=True uses 0)."""
+    """Exploration rate while evaluating (0: greedy)."""
+    n_step: int = 1
+    """Rewards summed into each target before bootstrapping (n-step returns; image stacks)."""
+    dueling: bool = False
+    """Q = V + A - mean(A) from two streams (Wang et al. 2016) instead of one output layer."""
+    network: str = "nature"
+    """Image network: "nature" (Mnih et al. 2015) or "small" (Mnih et al. 2013, 1/3 the cost)."""
+    adam_eps: float = 1e-8
+    """Adam's epsilon; larger values damp steps on parameters with tiny gradients."""
+    prioritized: bool = False
+    """Proportional prioritised replay (Schaul et al. 2016): sample by |TD error| ** alpha."""
+    priority_alpha: float = 0.6
+    """How strongly priorities skew sampling (0: uniform)."""
+    priority_beta: float = 0.4
+    """Importance-sampling exponent at step 0, raised linearly to 1 over priority_beta_steps."""
+    priority_beta_steps: int = 1_000_000
+    """Steps over which the importance-sampling exponent reaches 1 (full correction)."""
     hidden_sizes: tuple = (64, 64)
     """Hidden layers of the MLP (vector and Discrete observations)."""
     seed: int | None = None
@@ -85,13 +103,15 @@ class DQNConfig:
     """CPU math threads; 0: automatic (1 for MLPs, the library default for the CNN)."""
 
 
-# Pong: the Atari hyper-parameters of the DQN paper as used by CleanRL's dqn_atari.py and
-# RL Zoo (Adam 1e-4, batch 32, train every 4 steps, target copy every 1,000 steps, epsilon
-# down to 0.01), with a 100k replay and a 250k-step exploration phase (the references use 1M
-# for both) so that a run fits the time and memory of a 2-core CPU machine.
+# Atari (Pong): chosen from measurements on a 2-core CPU (README "Pong, learned" gives the
+# source of each value): the 2013 network with a dueling head, 3-step Double DQN targets, Adam
+# 1e-4 with eps 1.5e-4 (Dopamine's Atari setting: 1e-8 let conv1 die), a 100k replay, learning
+# from 10k transitions, epsilon 1 -> 0.02 over 100k steps, target copy every 1,000 steps,
+# greedy evaluation.
 PRESETS = {
-    "image": dict(learning_rate=1e-4, buffer_size=100_000, learning_starts=10_000, train_freq=4,
-                  target_update=1_000, eps_end=0.01, eps_steps=250_000, eval_epsilon=0.01),
+    "image": dict(learning_rate=1e-4, adam_eps=1.5e-4, buffer_size=100_000, learning_starts=10_000,
+                  train_freq=2, target_update=1_000, eps_end=0.02, eps_steps=100_000,
+                  eval_epsilon=0.0, n_step=3, dueling=True, network="small"),
     # CartPole and other small control tasks: measured to solve CartPole-v1 within 50k steps
     "vector": dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64,
                    train_freq=1, target_update=500, eps_steps=10_000, hidden_sizes=(128, 128)),
@@ -99,6 +119,10 @@ PRESETS = {
     "discrete": dict(learning_rate=1e-3, buffer_size=10_000, learning_starts=200, batch_size=32,
                      train_freq=1, target_update=100, eps_steps=2_000, hidden_sizes=(64,)),
 }
+
+
+# Replay states whose activations and Q-values the health figures are measured on.
+PROBE_SIZE = 128
 
 
 def preset_for(observation_space) -> str:
@@ -120,9 +144,12 @@ def default_config(observation_space, **overrides) -> DQNConfig:
     return DQNConfig(**values)
 
 
-def td_targets(rewards, dones, next_values, gamma: float):
-    """y = r + gamma * (1 - done) * Q'(s', a*), elementwise over a batch (arrays of shape (B,))."""
-    return rewards + gamma * (1.0 - dones) * next_values
+def td_targets(rewards, dones, next_values, gamma: float, horizons=1):
+    """y = r + gamma^n * (1 - done) * Q'(s', a*), elementwise over a batch (arrays of shape (B,)).
+
+    ``rewards`` are the discounted sums of ``horizons`` (n, scalar or (B,)) rewards each; for
+    1-step targets n = 1 and r is the one reward."""
+    return rewards + gamma ** horizons * (1.0 - dones) * next_values
 
 
 class DQN:
@@ -142,6 +169,11 @@ class DQN:
             raise ValueError(f"loss must be 'huber' or 'mse', got {c.loss!r}")
         if c.optimizer not in ("adam", "rmsprop"):
             raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {c.optimizer!r}")
+        if c.n_step < 1:
+            raise ValueError(f"n_step must be at least 1, got {c.n_step}")
+        if c.n_step > 1 and not networks.is_image_space(env.observation_space):
+            raise ValueError("n_step > 1 needs image-stack observations (the frame replay keeps "
+                             "the episode order n-step returns are read from)")
         self.device = resolve_device(c.device)
         threads = c.threads or networks.default_threads(env.observation_space)
         if threads:
@@ -149,27 +181,36 @@ class DQN:
         self.xp = array_module_for(self.device)
         self.n_actions = int(env.action_space.n)
         self.rng = seed_everything(c.seed)
+        self.eval_rng = np.random.default_rng(None if c.seed is None else c.seed + 2)
         self.adapt = ObsAdapter(env.observation_space, self.device)
-        self.q_net = q_network or networks.build_network(env.observation_space, self.n_actions, c.hidden_sizes)
-        self.target_net = networks.build_network(env.observation_space, self.n_actions, c.hidden_sizes) \
-            if q_network is None else _clone_structure(q_network)
+        build = lambda: networks.build_network(env.observation_space, self.n_actions, c.hidden_sizes,
+                                               image_network=c.network, dueling=c.dueling)
+        self.q_net = q_network or build()
+        self.target_net = build() if q_network is None else _clone_structure(q_network)
         self.q_net.to(self.device)
         self.target_net.to(self.device)
         self.target_net.load_state_dict(self.q_net.state_dict())
         self.target_net.eval()
-        make_optimizer = optim.Adam if c.optimizer == "adam" else optim.RMSProp
-        self.optimizer = make_optimizer(self.q_net.parameters(), lr=c.learning_rate)
+        if c.optimizer == "adam":
+            self.optimizer = optim.Adam(self.q_net.parameters(), lr=c.learning_rate, eps=c.adam_eps)
+        else:
+            self.optimizer = optim.RMSProp(self.q_net.parameters(), lr=c.learning_rate)
         self.replay = self._make_replay()
         self.steps, self.episodes, self.updates = 0, 0, 0
         self._obs, self._episode_return, self._episode_length = None, 0.0, 0
+        self.last_grad_norm = float("nan")
+        self._probe = None  # raw observations (PROBE_SIZE, *obs shape), drawn once from replay
 
     def _make_replay(self):
         space, c = self.env.observation_space, self.config
         seed = None if c.seed is None else c.seed + 1
+        priority = dict(alpha=c.priority_alpha) if c.prioritized else {}
         if networks.is_image_space(space):
-            return FrameReplayBuffer(c.buffer_size, frame_shape=space.shape[1:], stack=space.shape[0], seed=seed)
+            kind = PrioritizedFrameReplayBuffer if c.prioritized else FrameReplayBuffer
+            return kind(c.buffer_size, frame_shape=space.shape[1:], stack=space.shape[0], seed=seed, **priority)
         shape, dtype = (space.shape, space.dtype) if isinstance(space, spaces.Box) else ((), np.int64)
-        return ReplayBuffer(c.buffer_size, shape, dtype, seed=seed)
+        kind = PrioritizedReplayBuffer if c.prioritized else ReplayBuffer
+        return kind(c.buffer_size, shape, dtype, seed=seed, **priority)
 
     # ------------------------------------------------------------------ acting
     def epsilon(self, step: int | None = None) -> float:
@@ -184,14 +225,16 @@ class DQN:
             return self.q_net(self.adapt(np.asarray(obs)[None])).numpy()[0]
 
     def predict(self, obs, deterministic: bool = True) -> int:
-        """The greedy action (``deterministic``), or epsilon-greedy with ``eval_epsilon``."""
-        if not deterministic and self.rng.random() < self.config.eval_epsilon:
-            return int(self.rng.integers(self.n_actions))
-        return int(np.argmax(self.q_values(obs)))
+        """The action evaluation takes: greedy, except a random one with probability
+        ``eval_epsilon`` (0 by default: always greedy). ``deterministic=False`` explores at
+        the current training rate instead (``epsilon()``)."""
+        if deterministic:  # evaluation draws from its own generator: training's stays as it was
+            return self._act(obs, self.config.eval_epsilon, self.eval_rng)
+        return self._act(obs, self.epsilon(), self.rng)
 
-    def _act(self, obs, epsilon: float) -> int:
-        if self.rng.random() < epsilon:
-            return int(self.rng.integers(self.n_actions))
+    def _act(self, obs, epsilon: float, rng: np.random.Generator) -> int:
+        if epsilon > 0 and rng.random() < epsilon:
+            return int(rng.integers(self.n_actions))
         return int(np.argmax(self.q_values(obs)))
 
     # ------------------------------------------------------------------ learning
@@ -204,24 +247,62 @@ class DQN:
             chooser = self.q_net(next_obs).data if c.double_dqn else next_q_target
             best = chooser.argmax(axis=1)
             next_values = next_q_target[xp.arange(len(best)), best]
+        horizons = 1 if batch.horizons is None else to_device(batch.horizons.astype(np.float32), self.device)
         return td_targets(to_device(batch.rewards, self.device), to_device(batch.dones, self.device),
-                          next_values, c.gamma)
+                          next_values, c.gamma, horizons)
+
+    def priority_beta(self, step: int | None = None) -> float:
+        """The importance-sampling exponent of prioritised replay at ``step`` (default: now)."""
+        c = self.config
+        fraction = min((self.steps if step is None else step) / max(c.priority_beta_steps, 1), 1.0)
+        return c.priority_beta + fraction * (1.0 - c.priority_beta)
 
     def train_step(self) -> float:
-        """One gradient step on a sampled batch; returns the loss."""
+        """One gradient step on a sampled batch; returns the loss.
+
+        With prioritised replay each transition's loss is weighted by its importance-sampling
+        weight, and its priority becomes its new |TD error|."""
         c = self.config
-        batch = self.replay.sample(c.batch_size)
+        if c.prioritized:
+            batch = self.replay.sample(c.batch_size, c.n_step, c.gamma, beta=self.priority_beta())
+        else:
+            batch = self.replay.sample(c.batch_size, c.n_step, c.gamma)
         y = self.targets(batch)
         actions = to_device(batch.actions, self.device)
         q_taken = self.q_net(self.adapt(batch.obs)).gather(1, actions[:, None]).reshape(-1)
-        loss = nn.huber_loss(q_taken, y) if c.loss == "huber" else nn.mse_loss(q_taken, y)
+        per_sample = nn.huber_loss if c.loss == "huber" else nn.mse_loss
+        if c.prioritized:
+            weights = to_device(batch.weights, self.device)
+            loss = (per_sample(q_taken, y, reduction="none") * weights).mean()
+            self.replay.update_priorities(batch.slots, to_numpy(abs(y - q_taken.data)))
+        else:
+            loss = per_sample(q_taken, y)
         self.optimizer.zero_grad()
         loss.backward()
-        if c.max_grad_norm:
-            self.optimizer.clip_grad_norm(c.max_grad_norm)
+        self.last_grad_norm = self.optimizer.clip_grad_norm(c.max_grad_norm or float("inf"))
         self.optimizer.step()
         self.updates += 1
         return loss.item()
+
+    def health(self) -> tuple[dict, list] | None:
+        """Training-health figures on a fixed probe batch of replay states (``PROBE_SIZE``,
+        drawn at the first call and kept in checkpoints), or None while the replay holds fewer.
+
+        Returns (row, warnings): row = {"active_<layer>": fraction of each ReLU layer's
+        activations > 0, "q_max_mean"/"q_max_std": mean and spread of max_a Q(s, a) across the
+        probe states, "grad_norm": the last update's gradient norm before clipping}; warnings =
+        :func:`rlkit.health.collapse_reasons` (empty when healthy).
+        """
+        if self._probe is None:
+            if len(self.replay) < PROBE_SIZE:
+                return None
+            self._probe = self.replay.sample(PROBE_SIZE).obs.copy()
+        q, activity = relu_activity(self.q_net, self.adapt(self._probe))
+        best = to_numpy(q.max(axis=1))
+        row = {**{f"active_{name}": round(fraction, 5) for name, fraction in activity.items()},
+               "q_max_mean": float(best.mean()), "q_max_std": float(best.std()),
+               "grad_norm": self.last_grad_norm}
+        return row, collapse_reasons(activity, best)
 
     def update_target(self) -> None:
         """Hard copy (tau = 1) or Polyak step of the target network towards the online one."""
@@ -250,7 +331,7 @@ class DQN:
             stopped = False
             while self.steps < total_steps and not stopped:
                 epsilon = self.epsilon()
-                action = self._act(self._obs, epsilon)
+                action = self._act(self._obs, epsilon, self.rng)
                 next_obs, reward, terminated, truncated, _ = env.step(action)
                 self.replay.add(self._obs, action, reward, next_obs, terminated, truncated)
                 self.steps += 1
@@ -290,6 +371,8 @@ class DQN:
                            **prefixed("optim", self.optimizer.state_dict())})
         if self._obs is not None:
             arrays["obs"] = np.asarray(self._obs)
+        if self._probe is not None:
+            arrays["probe"] = self._probe
         meta = {"hyperparams": dataclasses.asdict(self.config), "env": env_signature(self.env),
                 "steps": self.steps, "episodes": self.episodes, "updates": self.updates,
                 "episode_return": self._episode_return, "episode_length": self._episode_length,
@@ -310,7 +393,11 @@ class DQN:
         Without ``env`` a stand-in with the saved spaces is used: predict works, learn does not.
         """
         header, arrays = load_checkpoint(path, cls, env)
-        hyper = {**header["hyperparams"], **overrides}
+        # a file written before a setting existed was made without it: its plain default (e.g.
+        # network "nature", no dueling head), not today's preset, rebuilds that agent
+        predating = {f.name: f.default for f in dataclasses.fields(DQNConfig)
+                     if f.name not in header["hyperparams"]}
+        hyper = {**predating, **header["hyperparams"], **overrides}
         agent = cls(env if env is not None else SpacesOnly(header["env"]), **hyper)
         agent.q_net.load_state_dict(unprefixed("q", arrays))
         target = unprefixed("target", arrays)
@@ -318,6 +405,7 @@ class DQN:
         if any(k.startswith("optim/") for k in arrays):
             agent.optimizer.load_state_dict(unprefixed("optim", arrays))
         agent.steps, agent.episodes, agent.updates = header["steps"], header["episodes"], header["updates"]
+        agent._probe = arrays.get("probe")
         restore_generator(agent.rng, header["rng"])
         restore_global_rng(header["global_rng"])
         run_state = header.get("run_state") or {}

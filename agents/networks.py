@@ -30,11 +30,30 @@ def input_size(space) -> int:
                      "(uint8, C x H x W), a 1-D Box or Discrete")
 
 
-def build_network(space, n_outputs: int, hidden_sizes=(64, 64), activation: str = "relu") -> nn.Module:
-    """The default network for ``space`` with ``n_outputs`` outputs (Q-values or logits)."""
+def build_network(space, n_outputs: int, hidden_sizes=(64, 64), activation: str = "relu",
+                  image_network: str = "nature", dueling: bool = False) -> nn.Module:
+    """The default network for ``space`` with ``n_outputs`` outputs (Q-values or logits).
+
+    Image stacks get ``nn.IMAGE_NETWORKS[image_network]`` ("nature" or "small"), the rest an
+    MLP with ``hidden_sizes``. ``dueling`` ends either in a DuelingHead whose streams have the
+    last hidden width.
+    """
     if is_image_space(space):
-        return nn.nature_cnn(space.shape[0], n_outputs)
-    return nn.mlp([input_size(space), *hidden_sizes, n_outputs], activation=activation)
+        if image_network not in nn.IMAGE_NETWORKS:
+            raise ValueError(f"unknown image network {image_network!r}: expected one of "
+                             f"{sorted(nn.IMAGE_NETWORKS)}")
+        return nn.IMAGE_NETWORKS[image_network](space.shape[0], n_outputs, dueling=dueling)
+    if not dueling:
+        return nn.mlp([input_size(space), *hidden_sizes, n_outputs], activation=activation)
+    if not hidden_sizes:
+        raise ValueError("a dueling MLP needs at least one hidden layer")
+    *trunk, stream = hidden_sizes
+    layers = []
+    if trunk:
+        layers += [nn.mlp([input_size(space), *trunk], activation=activation),
+                   nn.networks.ACTIVATIONS[activation]()]
+    head_in = trunk[-1] if trunk else input_size(space)
+    return nn.Sequential(*layers, nn.DuelingHead(head_in, stream, n_outputs))
 
 
 def default_threads(space) -> int:

@@ -2,8 +2,9 @@
 
 A :class:`TrainingRun` owns the run directory's files and the loop's bookkeeping:
 ``progress.csv`` (one row per finished episode), ``eval.csv`` (one row per evaluation),
-``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic), the progress bar and the
-Ctrl+C / SIGTERM flag. The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
+``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic), ``health.csv`` (at every
+evaluation, for agents with a ``health()`` method: see :mod:`rlkit.health`), the progress bar and
+the Ctrl+C / SIGTERM flag. The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
 ``after_step`` evaluates and checkpoints on schedule and says when to stop.
 
 :func:`evaluate` plays greedy episodes on a separate env; :func:`env_snapshot` /
@@ -58,11 +59,14 @@ class TrainingRun:
     eval_env / eval_every / eval_episodes: evaluation schedule, in environment steps.
     checkpoint_every: steps between ``latest`` checkpoints (0: only at the end and on stop).
     save_replay: also write the agent's replay memory when checkpointing (agents that have one).
+    stop_on_collapse: stop the run (checkpoint saved) when a health check finds a collapse;
+        without it the run prints the warning and goes on.
     """
 
     def __init__(self, run_dir: RunDir | None, total_steps: int, *, eval_env=None,
                  eval_every: int = 0, eval_episodes: int = 5, checkpoint_every: int = 0,
-                 save_replay: bool = False, progress: bool = True, window: int = 20):
+                 save_replay: bool = False, progress: bool = True, window: int = 20,
+                 stop_on_collapse: bool = False):
         self.run_dir, self.total_steps = run_dir, total_steps
         self.eval_env, self.eval_every, self.eval_episodes = eval_env, eval_every, eval_episodes
         self.checkpoint_every, self.save_replay, self.show_progress = checkpoint_every, save_replay, progress
@@ -72,6 +76,10 @@ class TrainingRun:
         self.last_eval_step = None
         self._progress_log = run_dir.logger("progress.csv", PROGRESS_FIELDS) if run_dir else None
         self._eval_log = run_dir.logger("eval.csv", EVAL_FIELDS) if run_dir else None
+        self.stop_on_collapse = stop_on_collapse
+        self.first_layer_active = float("nan")  # shown in the progress bar
+        self._collapsed = False
+        self._health_log = None  # opened at the first health row: its columns depend on the network
         self._stop = StopSignal()
         self._bar = None
         self._clock_start = time.monotonic()
@@ -96,7 +104,7 @@ class TrainingRun:
     def __exit__(self, *exc) -> bool:
         if self._bar is not None:
             self._bar.close()
-        for log in (self._progress_log, self._eval_log):
+        for log in (self._progress_log, self._eval_log, self._health_log):
             if log is not None:
                 log.close()
         return self._stop.__exit__(*exc)
@@ -108,7 +116,7 @@ class TrainingRun:
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop.requested
+        return self._stop.requested or self._collapsed
 
     # ------------------------------------------------------------------ per step / episode
     def episode_end(self, step: int, episode: int, episode_return: float, length: int,
@@ -132,7 +140,8 @@ class TrainingRun:
             self._rate_mark = (step, now)
         if self._bar is not None:
             mean = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
-            self._bar.update(step, eps=epsilon, ret=mean, loss=self.last_loss)
+            self._bar.update(step, eps=epsilon, ret=mean, loss=self.last_loss,
+                             live=self.first_layer_active)
         if _crossed(self._last_step, step, self.eval_every):
             self.evaluate(agent, step)
         if _crossed(self._last_step, step, self.checkpoint_every):
@@ -157,7 +166,31 @@ class TrainingRun:
             self.best_eval = mean
             if self.run_dir is not None:
                 agent.save(self.run_dir.checkpoints / "best.npz")
+        self.check_health(agent, step)
         return mean
+
+    def check_health(self, agent, step: int) -> list:
+        """Append the agent's health figures to health.csv and report a collapse: one warning
+        line, and a stop when ``stop_on_collapse``. Returns the warnings (empty when healthy)."""
+        report = agent.health() if hasattr(agent, "health") else None
+        if report is None:
+            return []
+        row, warnings = report
+        active = [value for name, value in row.items() if name.startswith("active_")]
+        self.first_layer_active = active[0] if active else float("nan")
+        if self.run_dir is not None:
+            if self._health_log is None:
+                self._health_log = self.run_dir.logger("health.csv")
+            self._health_log.write({"step": step, **row})
+        if warnings:
+            action = "stopping (--stop-on-collapse)" if self.stop_on_collapse else "training goes on"
+            message = f"warning: step {step:,}: the network collapsed: {'; '.join(warnings)}; {action}"
+            if self._bar is not None:
+                self._bar.write(message)
+            else:
+                print(message, flush=True)
+            self._collapsed = self._collapsed or self.stop_on_collapse
+        return warnings
 
     def checkpoint(self, agent) -> Path | None:
         """Write ``checkpoints/latest.npz`` (and the replay memory when asked)."""

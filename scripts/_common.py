@@ -84,7 +84,8 @@ def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: 
     print(f"run directory: {run.path}  ({title}, {agent.steps:,} of {args.steps:,} steps done)")
     training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=args.eval_every,
                            eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                           save_replay=save_replay, progress=not args.no_progress)
+                           save_replay=save_replay, progress=not args.no_progress,
+                           stop_on_collapse=getattr(args, "stop_on_collapse", False))
     agent.learn(args.steps, run=training)
     plot_run(run, title)
     # a run stopped before its first evaluation has none (best_eval stays -inf)

@@ -201,7 +201,7 @@ def test_pong_smoke_run_writes_a_well_formed_run_directory(tmp_path):
     for name in ("checkpoints/latest.npz", "checkpoints/best.npz", "reward_curve.png"):
         assert (run_dir / name).is_file(), name
     resumed = DQN.load(run_dir / "checkpoints" / "latest.npz")
-    assert resumed.steps == 1200 and resumed.q_net[0].weight.shape == (32, 4, 8, 8)
+    assert resumed.steps == 1200 and resumed.q_net[0].weight.shape == (16, 4, 8, 8)  # "small"
 
 
 def error_lines(stderr: str) -> list:
