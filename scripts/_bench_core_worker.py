@@ -63,6 +63,9 @@ class RlkitSide:
     def max(self, x, dim: int):
         return x.max(axis=dim)
 
+    def mean_keepdim(self, x, dim: int):
+        return x.mean(axis=dim, keepdims=True)
+
     def argmax_index(self, x, dim: int):
         return x.argmax(axis=dim)[:, None]  # a plain integer array, what gather takes
 
@@ -100,6 +103,9 @@ class TorchSide:
     def max(self, x, dim: int):
         return x.max(dim=dim).values
 
+    def mean_keepdim(self, x, dim: int):
+        return x.mean(dim=dim, keepdim=True)
+
     def argmax_index(self, x, dim: int):
         return x.argmax(dim=dim, keepdim=True)
 
@@ -128,11 +134,33 @@ def nature_cnn(fw, n_actions: int = N_ACTIONS):
         nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, n_actions))
 
 
-def dqn_setup(fw, rng):
-    """What both DQN cases start from: online and target Nature CNNs, Adam on the online one,
+def small_dueling_cnn(fw, n_actions: int = N_ACTIONS):
+    """The default Pong network of agents/dqn.py: Mnih et al. (2013)'s convolutions and a
+    dueling head (Wang et al. 2016) with 256 units per stream."""
+    nn = fw.nn
+
+    class SmallDueling(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features = nn.Sequential(nn.Conv2d(4, 16, kernel_size=8, stride=4), nn.ReLU(),
+                                          nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(),
+                                          nn.Flatten())
+            self.value = nn.Sequential(nn.Linear(2592, 256), nn.ReLU(), nn.Linear(256, 1))
+            self.advantage = nn.Sequential(nn.Linear(2592, 256), nn.ReLU(), nn.Linear(256, n_actions))
+
+        def forward(self, x):
+            h = self.features(x)
+            advantage = self.advantage(h)
+            return self.value(h) + advantage - fw.mean_keepdim(advantage, 1)
+
+    return SmallDueling()
+
+
+def dqn_setup(fw, rng, network=nature_cnn, adam_eps: float = 1e-8):
+    """What the DQN cases start from: online and target networks, Adam on the online one,
     and a batch's actions (B, 1), rewards (B,) and not-done flags (B,)."""
-    online, target = nature_cnn(fw), nature_cnn(fw)
-    opt = fw.optim.Adam(online.parameters(), lr=1e-4)
+    online, target = network(fw), network(fw)
+    opt = fw.optim.Adam(online.parameters(), lr=1e-4, eps=adam_eps)
     actions = fw.index(rng.integers(0, N_ACTIONS, (BATCH, 1)))
     rewards = fw.tensor(rng.standard_normal(BATCH).astype(np.float32))
     not_done = fw.tensor((rng.random(BATCH) > 0.1).astype(np.float32))
@@ -157,12 +185,11 @@ def dqn_train_step(fw, rng):
     return step
 
 
-def dqn_agent_update(fw, rng):
-    """agents/dqn.py's update with its Pong defaults, batch 32: uint8 frames scaled to [0, 1],
+def dqn_agent_update(fw, rng, network=nature_cnn, adam_eps: float = 1e-8):
+    """agents/dqn.py's update on the Nature CNN, batch 32: uint8 frames scaled to [0, 1],
     Double DQN targets (target and online nets on s' under no_grad), online Q at the taken
-    actions, Huber loss, backward, gradient norm clipped to 10, Adam. (scripts/bench_dqn.py
-    uses this case as the PyTorch yardstick of its measured update.)"""
-    online, target, opt, actions, rewards, not_done = dqn_setup(fw, rng)
+    actions, Huber loss, backward, gradient norm clipped to 10, Adam."""
+    online, target, opt, actions, rewards, not_done = dqn_setup(fw, rng, network, adam_eps)
     frames = rng.integers(0, 256, (2, BATCH, 4, 84, 84), dtype=np.uint8)  # what replay returns
 
     def step():
@@ -178,6 +205,13 @@ def dqn_agent_update(fw, rng):
         fw.clip_grad_norm(opt, online.parameters(), 10.0)
         opt.step()
     return step
+
+
+def dqn_recipe_update(fw, rng):
+    """The same update with the default Pong recipe's network and Adam (agents/dqn.py PRESETS:
+    the 2013 network with a dueling head, eps 1.5e-4); n-step returns cost nothing here, they
+    change only the rewards the replay returns. scripts/bench_dqn.py's PyTorch yardstick."""
+    return dqn_agent_update(fw, rng, network=small_dueling_cnn, adam_eps=1.5e-4)
 
 
 def cnn_forward_b1(fw, rng):
@@ -224,12 +258,15 @@ def lstm_fwd_bwd(fw, rng):
     return step
 
 
-CASES = {f.__name__: f for f in (dqn_train_step, dqn_agent_update, cnn_forward_b1, mlp_train_step,
-                                  lstm_fwd_bwd)}
+CASES = {f.__name__: f for f in (dqn_train_step, dqn_agent_update, dqn_recipe_update,
+                                  cnn_forward_b1, mlp_train_step, lstm_fwd_bwd)}
 
 # multiply-adds per sample of each Nature-CNN layer: output elements x fan-in
 NATURE_CNN_MACS = (32 * 20 * 20 * 4 * 8 * 8, 64 * 9 * 9 * 32 * 4 * 4, 64 * 7 * 7 * 64 * 3 * 3,
                    3136 * 512, 512 * N_ACTIONS)
+# the same for the small dueling network: two convolutions, then each stream's two layers
+SMALL_DUELING_MACS = (16 * 20 * 20 * 4 * 8 * 8, 32 * 9 * 9 * 16 * 4 * 4,
+                      2 * 2592 * 256, 256 * (1 + N_ACTIONS))
 
 
 def case_flops(case: str) -> int:
@@ -242,9 +279,10 @@ def case_flops(case: str) -> int:
     if case == "dqn_train_step":
         forward = sum(NATURE_CNN_MACS)
         macs = BATCH * (forward + 3 * forward - NATURE_CNN_MACS[0])  # target fwd + online train
-    elif case == "dqn_agent_update":
-        forward = sum(NATURE_CNN_MACS)
-        macs = BATCH * (2 * forward + 3 * forward - NATURE_CNN_MACS[0])  # + online fwd on s'
+    elif case in ("dqn_agent_update", "dqn_recipe_update"):
+        layers = NATURE_CNN_MACS if case == "dqn_agent_update" else SMALL_DUELING_MACS
+        forward = sum(layers)
+        macs = BATCH * (2 * forward + 3 * forward - layers[0])  # + online fwd on s'
     elif case == "cnn_forward_b1":
         macs = sum(NATURE_CNN_MACS)
     elif case == "mlp_train_step":

@@ -2,12 +2,14 @@
 
     python scripts/bench_dqn.py [--warmup 2000] [--steps 4000] [--threads 0]
 
-Runs the real ``DQN.learn`` loop (Nature CNN, batch 32, train every 4 steps) and times its
-parts by wrapping them: env step, acting (epsilon-greedy forward), replay add, replay sample,
-and the rest of the update (targets, forward, backward, Adam). The first ``--warmup`` steps
-fill the replay memory and are not timed.
+Runs the real ``DQN.learn`` loop with the default Pong recipe (agents/dqn.py ``PRESETS["image"]``:
+the 2013 network with a dueling head, 3-step Double DQN, batch 32, an update every 2 steps;
+Pong without sticky actions, as scripts/train_dqn.py trains it) and times its parts by wrapping
+them: env step, acting (epsilon-greedy forward), replay add, replay sample, and the rest of the
+update (targets, forward, backward, Adam). The first ``--warmup`` steps fill the replay memory
+and are not timed. Also reports the hours one million agent steps take at the measured rate.
 
-The yardstick: the same update (scripts/_bench_core_worker.py's ``dqn_agent_update`` case)
+The yardstick: the same update (scripts/_bench_core_worker.py's ``dqn_recipe_update`` case)
 timed for rlkit and for PyTorch CPU, each in a process of its own with the same thread count,
 alternating ``--rounds`` times (best round counts, as in bench_core.py). From them: the steps
 per second this loop would reach if its update took PyTorch's time, i.e. what the target asks
@@ -31,7 +33,19 @@ from bench_core import best_round, measure
 import envs
 from agents.dqn import DQN
 
-TARGET_STEPS_PER_SECOND = 150
+YARDSTICK_CASE = "dqn_recipe_update"
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (benchmarks from different CPUs never mix)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
 
 
 class Timed:
@@ -59,7 +73,7 @@ def main() -> None:
     parser.add_argument("--out", default="results/bench/dqn.json")
     args = parser.parse_args()
 
-    env = envs.make("Pong")
+    env = envs.make("Pong", repeat_action_probability=0.0)
     agent = DQN(env, seed=0, learning_starts=args.warmup, buffer_size=args.warmup + args.steps + 10,
                 threads=args.threads)
     totals, clock = defaultdict(float), {"active": False}
@@ -84,11 +98,14 @@ def main() -> None:
         "command": "python scripts/bench_dqn.py " + " ".join(
             f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1min_before_after": [load_before, os.getloadavg()[0]],
                     "note": "shared 2-core machine: other work may run concurrently"},
         "timed_steps": args.steps, "updates": agent.updates,
-        "steps_per_second": args.steps / wall, "target_steps_per_second": TARGET_STEPS_PER_SECOND,
+        "recipe": {k: getattr(agent.config, k) for k in ("network", "dueling", "n_step", "train_freq",
+                                                         "batch_size", "double_dqn")},
+        "steps_per_second": args.steps / wall,
+        "hours_per_million_steps": 1e6 / (args.steps / wall) / 3600,
         "ms_per_step": {k: 1000 * v / args.steps for k, v in parts.items()},
         "ms_per_update": 1000 * update / max(agent.updates, 1),
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -97,7 +114,8 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{result['steps_per_second']:.1f} agent steps/s (target >= {TARGET_STEPS_PER_SECOND}), "
+    print(f"{result['machine']['cpu_model']}: {result['steps_per_second']:.1f} agent steps/s "
+          f"({result['hours_per_million_steps']:.1f} h per million steps), "
           f"{result['ms_per_update']:.1f} ms per update, peak RSS {result['peak_rss_mb']:.0f} MB")
     for name, ms in sorted(result["ms_per_step"].items(), key=lambda kv: -kv[1]):
         print(f"  {name:14s} {ms:7.3f} ms/step")
@@ -118,18 +136,18 @@ def yardstick(args, loop_without_update_s: float, updates: int) -> dict:
     if importlib.util.find_spec("torch") is None:
         return {"skipped": "torch is not installed (pip install -e '.[bench]')"}
     threads = args.threads or os.cpu_count()
-    worker_args = argparse.Namespace(threads=threads, cases=["dqn_agent_update"], repeats=10)
+    worker_args = argparse.Namespace(threads=threads, cases=[YARDSTICK_CASE], repeats=10)
     rlkit, torch = [], []
     for _ in range(args.rounds):
         rlkit.append(measure("rlkit", worker_args))
         torch.append(measure("torch", worker_args))
-    ours, our_rounds = best_round(rlkit, "dqn_agent_update")
-    theirs, their_rounds = best_round(torch, "dqn_agent_update")
+    ours, our_rounds = best_round(rlkit, YARDSTICK_CASE)
+    theirs, their_rounds = best_round(torch, YARDSTICK_CASE)
 
     def steps_per_second(update_ms):
         return args.steps / (loop_without_update_s + updates * update_ms / 1000)
 
-    return {"case": "dqn_agent_update (scripts/_bench_core_worker.py)", "threads": threads,
+    return {"case": f"{YARDSTICK_CASE} (scripts/_bench_core_worker.py)", "threads": threads,
             "rlkit_update_ms": ours, "torch_update_ms": theirs, "ratio": ours / theirs,
             "rlkit_round_medians_ms": our_rounds, "torch_round_medians_ms": their_rounds,
             "steps_per_second_with_rlkit_update": steps_per_second(ours),
