@@ -1,8 +1,8 @@
 """Watch a trained agent play, in a pygame window with what it thinks beside the game.
 
     python scripts/watch.py RUN_DIR_OR_CHECKPOINT [--episodes N] [--fps F]
-    python scripts/watch.py results/pong-dqn                       # a committed results folder
-    python scripts/watch.py results/pong-dqn --headless --episodes 5 --seed 1   # returns only
+    python scripts/watch.py results/pong-dqn-collapsed             # a committed results folder
+    python scripts/watch.py results/pong-dqn-collapsed --headless --episodes 5 --seed 1   # returns only
     python scripts/watch.py --env Gridworld --random --record clip.gif --headless
     python scripts/watch.py --env Pong --play          # you play, with the up/down arrows
 
@@ -55,7 +55,7 @@ ATARI_FPS = 15  # ALE runs at 60 frames/s and an agent step is 4 frames: real ti
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("source", nargs="?",
-                   help="a run directory, a results folder (e.g. results/pong-dqn) or a checkpoint (.npz)")
+                   help="a run directory, a results folder (e.g. results/pong-dqn-collapsed) or a checkpoint (.npz)")
     p.add_argument("--env", help="environment (default: the run's); RoomExit, Gridworld, Pong, any Atari "
                                  "game (Breakout, ...) or a Gymnasium id")
     p.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",

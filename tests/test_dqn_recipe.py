@@ -243,3 +243,22 @@ def test_prioritized_dqn_finds_the_optimal_room_exit_policy():
     planner.learn()
     agent = DQN(env, gamma=0.8, prioritized=True, priority_beta_steps=3_000, seed=0).learn(3_000)
     assert optimal_everywhere(agent, planner, range(5))
+
+
+def test_the_health_check_names_the_committed_collapsed_pong_network():
+    """results/pong-dqn-collapsed: 907k steps of the old Nature-CNN recipe, -21 throughout."""
+    agent = DQN.load(ROOT / "results" / "pong-dqn-collapsed" / "q_network.npz")
+    env = envs.make("Pong")
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    screens = []
+    for t in range(200):                      # real Pong screens from random play
+        obs, *_ = env.step(int(rng.integers(6)))
+        screens.append(obs)
+    q, activity = relu_activity(agent.q_net, agent.adapt(np.stack(screens[::5])))
+    assert activity["conv1"] == 0.0 and 0 < activity["fc1"] < 0.5
+    reasons = collapse_reasons(activity, q.max(axis=1))
+    assert len(reasons) == 2 and "conv1" in reasons[0]
+    fresh = DQN(env, network="nature", dueling=False, seed=0)   # the same network, untrained
+    q, activity = relu_activity(fresh.q_net, fresh.adapt(np.stack(screens[::5])))
+    assert 0.3 < activity["conv1"] < 0.7 and collapse_reasons(activity, q.max(axis=1)) == []
