@@ -244,17 +244,10 @@ def make_atari(
     return ActionCheck(env, game_name(game))
 
 
-def make_pong(
-    preprocess: str = "dqn",
-    *,
-    frame_stack: int | None = None,
-    screen_size: int | None = None,
-    render_mode: str | None = None,
-    **settings,
-) -> gym.Env:
-    """`make_atari("Pong", ...)`: ALE Pong, with the book's "pg" input and "updown" actions too."""
-    return make_atari("pong", preprocess, frame_stack=frame_stack, screen_size=screen_size,
-                      render_mode=render_mode, **settings)
+def make_pong(preprocess: str = "dqn", **kwargs) -> gym.Env:
+    """`make_atari("Pong", preprocess, **kwargs)`: ALE Pong, with the book's "pg" input and
+    "updown" actions too."""
+    return make_atari("pong", preprocess, **kwargs)
 
 
 class _NativeStackFix(VectorWrapper):
@@ -357,18 +350,7 @@ def make_atari_vec(
     return env
 
 
-def make_pong_vec(
-    num_envs: int,
-    preprocess: str = "dqn",
-    *,
-    vectorization_mode: str | None = None,
-    frame_stack: int | None = None,
-    screen_size: int | None = None,
-    render_mode: str | None = None,
-    **settings,
-) -> gym.vector.VectorEnv:
-    """`make_atari_vec("Pong", num_envs, ...)`: Pong's "pg" input and "updown" actions run as
-    `make_pong` copies in a Gymnasium SyncVectorEnv / AsyncVectorEnv."""
-    return make_atari_vec("pong", num_envs, preprocess, vectorization_mode=vectorization_mode,
-                          frame_stack=frame_stack, screen_size=screen_size,
-                          render_mode=render_mode, **settings)
+def make_pong_vec(num_envs: int, preprocess: str = "dqn", **kwargs) -> gym.vector.VectorEnv:
+    """`make_atari_vec("Pong", num_envs, preprocess, **kwargs)`: Pong's "pg" input and "updown"
+    actions run as `make_pong` copies in a Gymnasium SyncVectorEnv / AsyncVectorEnv."""
+    return make_atari_vec("pong", num_envs, preprocess, **kwargs)
