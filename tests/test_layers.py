@@ -63,6 +63,27 @@ def test_no_grad_conv_on_blocks_equals_im2col(x_shape, out_channels, kernel, str
     assert out_pixels >= BLOCKS_MIN_OUTPUTS and blocks.block_factors(kernel, stride, (0, 0))
 
 
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride", BLOCK_CASES[2:])
+def test_first_layer_on_blocks_gradchecks_its_weight_and_bias(x_shape, out_channels, kernel, stride):
+    """A recorded convolution whose input needs no gradient (a first layer on data) runs on
+    blocks too; its weight and bias gradients are checked against centred differences."""
+    x = Tensor(R.standard_normal(x_shape))   # data: no gradient asked
+    conv = F.Conv2d(stride, (0, 0))
+    conv(x, Tensor(R.standard_normal((out_channels, x_shape[1]) + kernel), requires_grad=True))
+    assert conv.block_layout is not None
+    assert gradcheck(lambda w, b: F.Conv2d(stride, (0, 0))(x, w, b),
+                     R.standard_normal((out_channels, x_shape[1]) + kernel),
+                     R.standard_normal(out_channels))
+
+
+def test_shift_scatter_is_the_adjoint_of_shift_add():
+    from rlkit.kernels import blocks
+    y = R.standard_normal((2, 2, 3, 4, 6, 5))                    # (mh, mw, O, N, bh, bw)
+    g = R.standard_normal((4, 3, 5, 4))                          # (N, O, OH, OW)
+    scattered = blocks.shift_scatter(g, (2, 2), (6, 5)).reshape(y.shape)
+    np.testing.assert_allclose((blocks.shift_add(y, g.shape) * g).sum(), (y * scattered).sum(), rtol=1e-12)
+
+
 def test_shift_add_numba_kernel_matches_the_array_op_path():
     from rlkit.kernels import blocks
     y = R.standard_normal((2, 2, 3, 4, 6, 5))

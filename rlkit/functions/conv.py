@@ -15,8 +15,10 @@ class Conv2d(Function):
 
     No kernel flip: ``out[n, o, i, j] = sum_{c,a,b} w[o, c, a, b] * x_pad[n, c, i*sh + a, j*sw + b]``.
     ``stride`` and ``padding`` are (height, width) pairs. Through im2col and one GEMM; a large
-    forward that records no graph, with an unpadded kernel one or two strides wide (the Nature
-    CNN's 8x8/4 and 4x4/2), runs on space-to-depth blocks instead (rlkit/kernels/blocks.py).
+    convolution with an unpadded kernel one or two strides wide (the DQN networks' 8x8/4 and
+    4x4/2) runs on space-to-depth blocks instead (rlkit/kernels/blocks.py) when it records no
+    graph, or records one that needs no input gradient (a network's first layer on data): its
+    backward then computes the weight gradient in the block layout, and no input gradient.
     """
 
     def __init__(self, stride=(1, 1), padding=(0, 0)):
@@ -28,10 +30,12 @@ class Conv2d(Function):
         self.x_shape = x.shape
         out_size = (output_size(h, self.kernel[0], self.stride[0], self.padding[0]),
                     output_size(w, self.kernel[1], self.stride[1], self.padding[1]))
-        recording = bool(self.needs_input_grad)  # set by Function.__call__ only when it records
+        # set by Function.__call__ only when it records
+        needs_x_grad = bool(self.needs_input_grad) and self.needs_input_grad[0]
         factors = None
-        if not recording and n * out_size[0] * out_size[1] >= BLOCKS_MIN_OUTPUTS:
+        if not needs_x_grad and n * out_size[0] * out_size[1] >= BLOCKS_MIN_OUTPUTS:
             factors = blocks.block_factors(self.kernel, self.stride, self.padding)
+        self.block_layout = None
         if factors:
             out = self._forward_blocks(x, weight, out_size, factors)
         else:
@@ -41,6 +45,8 @@ class Conv2d(Function):
         return out
 
     def backward(self, g):
+        if self.block_layout is not None:
+            return self._backward_blocks(g)
         xp = get_array_module(g)
         cols, weight = self.saved
         o = g.shape[1]
@@ -69,7 +75,21 @@ class Conv2d(Function):
         x_blocks = blocks.to_blocks(x, self.stride, counts)                    # (C*sh*sw, N*bh*bw)
         w_blocks = blocks.block_weight(weight, self.stride, factors)           # (mh*mw*O, C*sh*sw)
         y = (w_blocks @ x_blocks).reshape(*factors, o, n, *counts)
+        if self.needs_input_grad:  # recording, for the weight (and bias) gradient only
+            self.block_layout = x_blocks, weight.shape, factors, counts
         return blocks.shift_add(y, (n, o) + tuple(out_size))
+
+    def _backward_blocks(self, g):
+        """Weight and bias gradients of a block-path forward (its input needs none):
+        dW_blocks = dY @ X_blocks^T, dY being the output gradient scattered to the blocks."""
+        x_blocks, weight_shape, factors, counts = self.block_layout
+        gw = None
+        if self.needs_input_grad[1]:
+            dy = blocks.shift_scatter(g, factors, counts)                      # (mh*mw*O, N*bh*bw)
+            gw = blocks.unblock_weight(dy @ x_blocks.T, weight_shape, self.stride, factors)
+        if len(self.needs_input_grad) == 3:
+            return None, gw, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
+        return None, gw
 
 
 class MaxPool2d(Function):

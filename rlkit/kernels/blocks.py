@@ -10,13 +10,16 @@ every block's contribution and the output is a sum of mh * mw shifted slices of 
 Why: im2col copies every input pixel (kh / sh) * (kw / sw) times, reading it strided by the
 stride; the blocks are one transposing copy of the input. Measured on this 2-core machine for
 the Nature CNN under no_grad: batch 32 forward 8.2 -> 7.0 ms (the 8x8/4 first layer 3.4 ->
-2.5 ms), but batch 1 0.39 -> 0.48 ms (more small calls), and with a gradient the backward
-through blocks (a shifted scatter of the output gradient, then the GEMMs) cost more than the
-forward saved. So Conv2d uses blocks only for large forwards that record no graph (target
-networks, evaluation) and im2col otherwise.
+2.5 ms), but batch 1 0.39 -> 0.48 ms (more small calls). With a gradient for the input the
+backward through blocks (a shifted scatter of the input gradient too) cost more than the
+forward saved, so Conv2d uses blocks for large forwards that record no graph (target
+networks, evaluation) or whose input needs no gradient (a first layer on data: only the
+weight gradient, ``shift_scatter`` of the output gradient then one GEMM; the 2013 network's
+8x8/4 layer, batch 32, forward + weight gradient 12.1 -> 8.3 ms on one thread), and im2col
+otherwise.
 
 ``shift_add`` is a numba loop on the CPU (serial, like col2im, for the same reason) and
-strided slice adds on CuPy.
+strided slice adds on CuPy; ``shift_scatter`` is slice assignments on both.
 """
 from __future__ import annotations
 
@@ -95,3 +98,26 @@ def shift_add(y, out_shape):
     out = np.empty(out_shape, dtype=y.dtype)
     _shift_add_numba(y, out)
     return out
+
+
+def shift_scatter(g, factors, blocks):
+    """The adjoint of ``shift_add``: g (N, O, OH, OW) -> dY (mh * mw * O, N * bh * bw) with
+    ``dY[(p, pp, o), (n, i + p, j + pp)] = g[n, o, i, j]`` (zero where no output reads a block).
+    """
+    xp = get_array_module(g)
+    n, o, oh, ow = g.shape
+    (mh, mw), (bh, bw) = factors, blocks
+    dy = xp.zeros((mh, mw, o, n, bh, bw), dtype=g.dtype)
+    g_t = g.transpose(1, 0, 2, 3)
+    for p in range(mh):
+        for q in range(mw):
+            dy[p, q, :, :, p:p + oh, q:q + ow] = g_t
+    return dy.reshape(mh * mw * o, n * bh * bw)
+
+
+def unblock_weight(w_blocks, weight_shape, stride, factors):
+    """The inverse of ``block_weight``: (mh * mw * O, C * sh * sw) -> (O, C, KH, KW)."""
+    o, c, kh, kw = weight_shape
+    (sh, sw), (mh, mw) = stride, factors
+    split = w_blocks.reshape(mh, mw, o, c, sh, sw).transpose(2, 3, 0, 4, 1, 5)
+    return get_array_module(w_blocks).ascontiguousarray(split).reshape(o, c, kh, kw)
