@@ -23,6 +23,9 @@ Recurrent (``recurrent=True``): the LSTM state is carried through the rollout an
 an episode starts; the update replays the rollout from the state it had at its start, so
 back-propagation through time is truncated at n_steps.
 
+Continuous (Box) actions: the policy is a diagonal Gaussian (``DiagGaussian``); its draws are
+clipped to the bounds when given to the env, and the update uses the unclipped draw.
+
 Checkpoints are taken between updates; a resumed run restarts all N episodes.
 """
 from __future__ import annotations
@@ -30,12 +33,16 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.wrappers.utils import RunningMeanStd
 
+from agents.base import load_checkpoint
 from agents.policy_base import PolicyAgent, PolicyConfig
-from agents.training_run import TrainingRun
+from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit import Tensor, no_grad
 from rlkit.backend import to_device, to_numpy
+from rlkit.checks import FLAG, integer, number
 
 
 @dataclasses.dataclass
@@ -55,6 +62,22 @@ class ActorCriticConfig(PolicyConfig):
     reward_scale: float = 1.0
     """Rewards are multiplied by this before returns and values are computed, so the critic
     fits values of order 1 (CartPole's returns reach ~100 at gamma 0.99)."""
+    init_log_std: float = 0.0
+    """Continuous (Box) actions only: the starting log standard deviation of the Gaussian
+    policy, one learned value per action dimension, the same in every state (0: std 1)."""
+    normalize_observations: bool = False
+    """Standardise vector observations by the running mean and variance of those met in
+    training (Gymnasium's NormalizeObservation rule and RunningMeanStd), then clip to +-10; the
+    statistics are saved with every checkpoint and used by predict (evaluation) as well."""
+    normalize_rewards: bool = False
+    """Divide the rewards learned from by the running standard deviation of each env's
+    discounted return (Gymnasium's NormalizeReward rule), then clip to +-10; before
+    reward_scale. Logged episode returns stay the env's own."""
+
+    RULES = {**PolicyConfig.RULES, "n_steps": integer(1), "value_coef": number(0),
+             "entropy_coef": number(0), "gae_lambda": number(0, 1), "normalize_advantages": FLAG,
+             "reward_scale": number(0, low_open=True), "init_log_std": number(-20, 5),
+             "normalize_observations": FLAG, "normalize_rewards": FLAG}
 
 
 PRESETS = {
@@ -109,6 +132,7 @@ class ActorCritic(PolicyAgent):
     Config = ActorCriticConfig
     PRESETS = PRESETS
     VALUE_HEAD = True
+    CONTINUOUS_ACTIONS = True
 
     def __init__(self, env, **hyperparams):
         if not isinstance(env, VectorEnv) and hasattr(env, "step"):
@@ -119,10 +143,29 @@ class ActorCritic(PolicyAgent):
             raise ValueError(f"ActorCritic needs the NEXT_STEP autoreset mode (the default), got "
                              f"{env.metadata['autoreset_mode']}")
         super().__init__(env, **hyperparams)
-        if self.config.n_steps < 1:
-            raise ValueError(f"n_steps must be >= 1, got {self.config.n_steps}")
         self.n_envs = getattr(env, "num_envs", 1)
         self._obs = None  # observations of the N environments; None: reset them first
+        c = self.config
+        self.obs_rms = self.return_rms = None
+        if c.normalize_observations:
+            space = self.observation_space
+            if not isinstance(space, spaces.Box) or len(space.shape) != 1:
+                raise ValueError(f"normalize_observations needs vector (1-D Box) observations, "
+                                 f"got {space}")
+            self.obs_rms = RunningMeanStd(shape=space.shape)
+            self.obs_adapter = NormalizedObservations(self.obs_adapter, self.obs_rms)
+        if c.normalize_rewards:
+            self.return_rms = RunningMeanStd(shape=())
+        self._discounted = np.zeros(self.n_envs)  # each env's discounted return so far
+
+    @classmethod
+    def load(cls, path, env=None, **overrides):
+        """As ``PolicyAgent.load``; a single (not vector) ``env`` is checked against the file
+        and gives an agent that can only ``predict`` (e.g. for watch.py)."""
+        if env is not None and not isinstance(env, VectorEnv):
+            load_checkpoint(path, cls, env)  # refuses a checkpoint made for another env
+            return super().load(path, None, **overrides)
+        return super().load(path, env, **overrides)
 
     # ------------------------------------------------------------------ acting
     def _reset_envs(self) -> None:
@@ -135,30 +178,105 @@ class ActorCritic(PolicyAgent):
         self._starts = np.ones(n, bool)   # the observation is the first of an episode
         self._ended = np.zeros(n, bool)   # the last step ended the episode: the next one resets
         self._episode_return, self._episode_length = np.zeros(n), np.zeros(n, np.int64)
+        self._discounted = np.zeros(n)
 
     def _collect(self, run: TrainingRun) -> dict:
         """Step the N environments n_steps times; arrays of shape (N, T, ...)."""
         n, t_max = self.n_envs, self.config.n_steps
         space = self.observation_space
+        actions_shape, actions_dtype = (((self.n_actions,), np.float32) if self.continuous
+                                        else ((), np.int64))
         rollout = {"obs": np.zeros((n, t_max) + space.shape, space.dtype),
-                   "actions": np.zeros((n, t_max), np.int64),
+                   "actions": np.zeros((n, t_max) + actions_shape, actions_dtype),
                    "rewards": np.zeros((n, t_max)),
                    "terminated": np.zeros((n, t_max), bool), "truncated": np.zeros((n, t_max), bool),
                    "valid": np.zeros((n, t_max), bool), "starts": np.zeros((n, t_max), bool),
                    "state": self._state}
         for t in range(t_max):
-            actions, self._state = self._act(self._obs, self._state, self._starts[:, None])
             valid = ~self._ended  # False: this step only resets the sub-env
+            if self.obs_rms is not None:  # as Gymnasium's NormalizeObservation: before acting
+                self.obs_rms.update(np.asarray(self._obs, np.float64))
+            actions, self._state = self._act(self._obs, self._state, self._starts[:, None])
             rollout["obs"][:, t] = self._obs
             rollout["actions"][:, t], rollout["valid"][:, t] = actions, valid
             rollout["starts"][:, t] = self._starts
-            self._obs, rewards, terminated, truncated, _ = self.env.step(actions)
-            rollout["rewards"][:, t] = rewards
+            self._obs, rewards, terminated, truncated, _ = self.env.step(self._env_actions(actions))
+            rollout["rewards"][:, t] = self._learned_rewards(rewards, valid, terminated | truncated)
             rollout["terminated"][:, t], rollout["truncated"][:, t] = terminated, truncated
             self._starts, self._ended = ~valid, terminated | truncated
             self.steps += n
             self._count_episodes(rewards, valid, run)
         return rollout
+
+    def _learned_rewards(self, rewards, valid, ended) -> np.ndarray:
+        """The rewards the update learns from: the env's, or with ``normalize_rewards`` divided
+        by the running std of the discounted returns (updated here), clipped to +-10."""
+        if self.return_rms is None:
+            return rewards
+        self._discounted[valid] = self._discounted[valid] * self.config.gamma + rewards[valid]
+        if valid.any():
+            self.return_rms.update(self._discounted[valid])
+        self._discounted[ended] = 0.0
+        return np.clip(rewards / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0)
+
+    def _extra_state(self) -> tuple[dict, dict]:
+        """The normalisation statistics (when on): saved with every checkpoint."""
+        arrays = {}
+        for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
+            if rms is not None:
+                arrays.update({f"{name}_mean": rms.mean, f"{name}_var": rms.var,
+                               f"{name}_count": np.asarray(rms.count, np.float64)})
+        if self.return_rms is not None:
+            arrays["discounted_returns"] = self._discounted
+        return {}, arrays
+
+    def _restore_extra(self, meta: dict, arrays: dict) -> None:
+        for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
+            if rms is None:
+                continue
+            if f"{name}_mean" not in arrays:
+                raise ValueError(f"this checkpoint has no {name} statistics: it was saved "
+                                 f"without normalize_{'observations' if name == 'obs_rms' else 'rewards'}")
+            rms.mean = np.array(arrays[f"{name}_mean"], np.float64)
+            rms.var = np.array(arrays[f"{name}_var"], np.float64)
+            rms.count = float(arrays[f"{name}_count"])
+        if self.return_rms is not None and len(arrays["discounted_returns"]) == self.n_envs:
+            self._discounted = np.array(arrays["discounted_returns"], np.float64)
+
+    def _rollout_state(self) -> tuple[dict, dict]:
+        """(JSON values, arrays) with which a resumed run continues the N episodes in progress
+        instead of restarting them: every sub-env's state (``env_snapshot``: classic control and
+        toy text in Gymnasium's sync vector env) and the agent's view of them. Empty, so that a
+        resume restarts the episodes, for other envs and for a recurrent policy (its LSTM state
+        is not saved). PPO saves it with every checkpoint; A2C does not (yet)."""
+        sub_envs = getattr(self.env, "envs", None)
+        if (self._obs is None or sub_envs is None or self.config.recurrent
+                or not hasattr(self.env, "_autoreset_envs")):
+            return {}, {}
+        snapshots = [env_snapshot(env) for env in sub_envs]
+        if any(snapshot is None for snapshot in snapshots):
+            return {}, {}
+        meta = {"rollout": {"envs": snapshots, "episode_return": self._episode_return.tolist(),
+                            "episode_length": self._episode_length.tolist()}}
+        arrays = {"rollout_obs": np.asarray(self._obs), "rollout_starts": self._starts,
+                  "rollout_ended": self._ended}
+        return meta, arrays
+
+    def _restore_rollout(self, meta: dict, arrays: dict) -> None:
+        """Undo ``_rollout_state`` on this agent's env (nothing without one, or when the
+        checkpoint holds no rollout state: the episodes then restart)."""
+        saved = meta.get("rollout")
+        if not saved or not hasattr(self.env, "step") or len(saved["envs"]) != self.n_envs:
+            return
+        self.env.reset()  # every sub-env must have been reset once before it is restored
+        for env, snapshot in zip(self.env.envs, saved["envs"]):
+            env_restore(env, snapshot)
+        self.env._autoreset_envs = np.array(arrays["rollout_ended"], bool)  # NEXT_STEP resets
+        self._obs, self._state = arrays["rollout_obs"], None
+        self._starts = np.array(arrays["rollout_starts"], bool)
+        self._ended = np.array(arrays["rollout_ended"], bool)
+        self._episode_return = np.array(saved["episode_return"], np.float64)
+        self._episode_length = np.array(saved["episode_length"], np.int64)
 
     def _count_episodes(self, rewards, valid, run: TrainingRun) -> None:
         self._episode_return += np.where(valid, rewards, 0.0)
@@ -182,7 +300,7 @@ class ActorCritic(PolicyAgent):
     def _update(self, rollout: dict) -> float:
         """One gradient step on a rollout (steps 2-5 of the module docstring); returns the loss."""
         c = self.config
-        n, t_max = rollout["actions"].shape
+        n, t_max = rollout["actions"].shape[:2]
         x = self.obs_adapter(rollout["obs"].reshape((n * t_max,) + self.observation_space.shape))
         dist, values, _ = self.net(x.reshape(n, t_max, *self._input_shape()), rollout["state"],
                                    rollout["starts"])
@@ -199,7 +317,7 @@ class ActorCritic(PolicyAgent):
             mean = (advantages * weights).sum()
             std = np.sqrt((((advantages - mean) ** 2) * weights).sum())
             advantages = (advantages - mean) / (std + 1e-8)
-        policy_loss = -(dist.log_prob(rollout["actions"].reshape(-1))
+        policy_loss = -(dist.log_prob(self._flat_actions(rollout["actions"]))
                         * self._on_device(advantages * weights)).sum()
         value_loss = ((values - Tensor(self._on_device(returns.reshape(-1)))) ** 2
                       * self._on_device(weights)).sum()
@@ -212,3 +330,16 @@ class ActorCritic(PolicyAgent):
     def _on_device(self, array) -> np.ndarray:
         """A host array as float32 on the agent's device (a constant of the loss)."""
         return to_device(np.asarray(array, np.float32), self.device)
+
+
+class NormalizedObservations:
+    """An observation adapter that first standardises raw observations with running
+    statistics: clip((obs - mean) / sqrt(var + 1e-8), -10, 10), as Gymnasium's
+    NormalizeObservation (plus CleanRL's clip). It reads ``rms`` and never updates it."""
+
+    def __init__(self, adapter, rms: RunningMeanStd):
+        self.adapter, self.rms = adapter, rms
+
+    def __call__(self, obs) -> Tensor:
+        z = (np.asarray(obs, np.float64) - self.rms.mean) / np.sqrt(self.rms.var + 1e-8)
+        return self.adapter(np.clip(z, -10.0, 10.0).astype(np.float32))

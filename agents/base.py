@@ -7,15 +7,27 @@ that is not a checkpoint, one written by another agent class, or one made for an
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 
 import numpy as np
 from gymnasium import spaces
 
+from rlkit.checks import check_fields
 from rlkit.runs import load_npz, save_npz_atomic
 
 FORMAT = 1
+
+
+def validate_config(config) -> None:
+    """What every agent config's ``__post_init__`` does: list values become tuples (argparse and
+    JSON give lists) and each field is checked against the class's ``RULES``
+    (:func:`rlkit.checks.check_fields`), so a bad value is refused when the config is made."""
+    for field in dataclasses.fields(config):
+        if isinstance(getattr(config, field.name), list):
+            setattr(config, field.name, tuple(getattr(config, field.name)))
+    check_fields(config, config.RULES)
 
 
 def env_signature(env) -> dict:

@@ -31,9 +31,10 @@ from gymnasium import spaces
 
 from agents import networks
 from agents.networks import ObsAdapter, prefixed, seed_everything, unprefixed
-from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint
+from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint, validate_config
 from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit import nn, no_grad, optim
+from rlkit.checks import FLAG, TEXT, check, integer, number, one_of, optional, sizes
 from rlkit.health import collapse_reasons, relu_activity
 from rlkit.backend import array_module_for, resolve_device, set_num_threads, to_device, to_numpy
 from rlkit.replay import (FrameReplayBuffer, PrioritizedFrameReplayBuffer, PrioritizedReplayBuffer,
@@ -102,6 +103,27 @@ class DQNConfig:
     threads: int = 0
     """CPU math threads; 0: automatic (1 for MLPs, the library default for the CNN)."""
 
+    # the range of every field (rlkit.checks), checked when a config is made
+    RULES = {
+        "learning_rate": number(0, low_open=True), "buffer_size": integer(1),
+        "learning_starts": integer(0), "batch_size": integer(1), "gamma": number(0, 1),
+        "train_freq": integer(1), "target_update": integer(1),
+        "tau": number(0, 1, low_open=True), "double_dqn": FLAG, "loss": one_of("huber", "mse"),
+        "max_grad_norm": number(0), "optimizer": one_of("adam", "rmsprop"),
+        "eps_start": number(0, 1), "eps_end": number(0, 1), "eps_steps": integer(0),
+        "eval_epsilon": number(0, 1), "n_step": integer(1), "dueling": FLAG,
+        "network": one_of(*sorted(nn.IMAGE_NETWORKS)), "adam_eps": number(0, low_open=True),
+        "prioritized": FLAG, "priority_alpha": number(0), "priority_beta": number(0, 1),
+        "priority_beta_steps": integer(0), "hidden_sizes": sizes(1), "seed": optional(integer(0)),
+        "device": TEXT, "threads": integer(0),
+    }
+
+    def __post_init__(self):
+        validate_config(self)
+        if self.learning_starts > self.buffer_size:  # the replay never holds that many: no learning
+            raise ValueError(f"learning_starts must be <= buffer_size ({self.buffer_size}), "
+                             f"got {self.learning_starts}")
+
 
 # Atari (Pong): chosen from measurements on a 2-core CPU (README "Pong, learned" gives the
 # source of each value): the 2013 network with a dueling head, 3-step Double DQN targets, Adam
@@ -138,10 +160,7 @@ def default_config(observation_space, **overrides) -> DQNConfig:
     unknown = sorted(set(overrides) - fields)
     if unknown:
         raise TypeError(f"unknown DQN hyper-parameters {unknown}; known: {sorted(fields)}")
-    values = {**PRESETS[preset_for(observation_space)], **overrides}
-    if "hidden_sizes" in values:
-        values["hidden_sizes"] = tuple(values["hidden_sizes"])
-    return DQNConfig(**values)
+    return DQNConfig(**{**PRESETS[preset_for(observation_space)], **overrides})
 
 
 def td_targets(rewards, dones, next_values, gamma: float, horizons=1):
@@ -165,12 +184,6 @@ class DQN:
         self.env = env
         self.config = default_config(env.observation_space, **hyperparams)
         c = self.config
-        if c.loss not in ("huber", "mse"):
-            raise ValueError(f"loss must be 'huber' or 'mse', got {c.loss!r}")
-        if c.optimizer not in ("adam", "rmsprop"):
-            raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {c.optimizer!r}")
-        if c.n_step < 1:
-            raise ValueError(f"n_step must be at least 1, got {c.n_step}")
         if c.n_step > 1 and not networks.is_image_space(env.observation_space):
             raise ValueError("n_step > 1 needs image-stack observations (the frame replay keeps "
                              "the episode order n-step returns are read from)")
@@ -231,6 +244,11 @@ class DQN:
         if deterministic:  # evaluation draws from its own generator: training's stays as it was
             return self._act(obs, self.config.eval_epsilon, self.eval_rng)
         return self._act(obs, self.epsilon(), self.rng)
+
+    def seed_evaluation(self, seed: int) -> None:
+        """Restart the generator of evaluation's random actions (``eval_epsilon``) from ``seed``;
+        a seeded ``evaluate`` calls it, so equal weights play equal evaluations."""
+        self.eval_rng = np.random.default_rng(seed)
 
     def _act(self, obs, epsilon: float, rng: np.random.Generator) -> int:
         if epsilon > 0 and rng.random() < epsilon:
@@ -321,6 +339,7 @@ class DQN:
         ``run`` (a TrainingRun) logs, evaluates and checkpoints; without one nothing is written.
         A stop (callback, Ctrl+C, SIGTERM) saves ``latest`` before returning.
         """
+        check("total_steps", total_steps, integer(0))
         c, env = self.config, self.env
         run = run or TrainingRun(None, total_steps, progress=False)
         with run:

@@ -1,7 +1,13 @@
-"""What the two policy-gradient agents (REINFORCE, A2C) share, so that each of their files holds
+"""What the policy-gradient agents (REINFORCE, A2C, PPO) share, so that each of their files holds
 only its algorithm: hyper-parameters resolved from presets, the network for an env's spaces,
 acting with a carried LSTM state, the learn() bookkeeping (``agents.training_run``) and
 checkpoints (.npz + JSON header, no pickle).
+
+Continuous actions: an agent class with ``CONTINUOUS_ACTIONS`` (A2C, PPO) also takes a
+one-dimensional Box action space; its policy is then a diagonal Gaussian with a learned,
+state-independent log standard deviation, its draws are clipped to the Box's bounds when
+handed to the env (``_env_actions``, also what ``predict`` returns) and it learns from the
+log-probability of the unclipped draw.
 
 Recurrent agents and ``predict``: the agent keeps the LSTM state of the episode it is being
 shown between ``predict`` calls. Call ``reset_state()`` when a new episode starts (the shared
@@ -18,12 +24,13 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
 from agents import networks
-from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint
+from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint, validate_config
 from agents.policy_networks import (BOOK_INPUTS, Core, PolicyNetwork, book_network, encoder_for,
                                     state_rows)
 from agents.training_run import TrainingRun
 from rlkit import Tensor, no_grad, optim
 from rlkit.backend import resolve_device, set_num_threads
+from rlkit.checks import FLAG, TEXT, check, integer, number, one_of, optional, sizes
 from rlkit.training import generator_state, global_rng_state, restore_generator, restore_global_rng
 
 POLICIES = ("auto", "book", "mlp", "cnn")
@@ -63,6 +70,19 @@ class PolicyConfig:
     threads: int = 0
     """CPU math threads; 0: automatic (1 for MLPs, the library default otherwise)."""
 
+    # the range of every field (rlkit.checks), checked when a config is made; subclasses extend it
+    RULES = {
+        "policy": one_of(*POLICIES), "hidden_sizes": sizes(1), "activation": one_of("relu", "tanh"),
+        "recurrent": FLAG, "lstm_size": integer(1), "gamma": number(0, 1),
+        "learning_rate": number(0, low_open=True), "optimizer": one_of("rmsprop", "adam"),
+        "rmsprop_decay": number(0, 1, high_open=True), "optimizer_eps": number(0, low_open=True),
+        "max_grad_norm": number(0), "seed": optional(integer(0)), "device": TEXT,
+        "threads": integer(0),
+    }
+
+    def __post_init__(self):
+        validate_config(self)
+
 
 def single_spaces(env) -> tuple:
     """(observation space, action space) of one environment, also for a vector env."""
@@ -87,6 +107,8 @@ def resolve_policy(policy: str, observation_space, action_space) -> str:
 def resolve_config(config_cls, presets: dict, observation_space, action_space, **overrides):
     """``config_cls`` with the preset of the resolved policy kind, then ``overrides``, applied.
 
+    For a Box action space the entry ``"<kind>-box"`` (when there is one) is laid over the kind's.
+
     Unknown names raise TypeError listing the known ones.
     """
     fields = {f.name for f in dataclasses.fields(config_cls)}
@@ -95,30 +117,37 @@ def resolve_config(config_cls, presets: dict, observation_space, action_space, *
         raise TypeError(f"unknown {config_cls.__name__} hyper-parameters {unknown}; "
                         f"known: {sorted(fields)}")
     kind = resolve_policy(overrides.get("policy", "auto"), observation_space, action_space)
-    values = {**presets.get(kind, {}), **overrides, "policy": kind}
-    values["hidden_sizes"] = tuple(values.get("hidden_sizes", config_cls.hidden_sizes))
-    return config_cls(**values)
+    preset = presets.get(kind, {})
+    if isinstance(action_space, spaces.Box):  # e.g. "mlp-box": continuous control on top of "mlp"
+        preset = {**preset, **presets.get(f"{kind}-box", {})}
+    return config_cls(**{**preset, **overrides, "policy": kind})
 
 
 class PolicyAgent:
-    """Base of ``PolicyGradient`` and ``ActorCritic``: subclasses set ``Config``, ``PRESETS``,
+    """Base of ``PolicyGradient``, ``ActorCritic`` and ``PPO``: subclasses set ``Config``, ``PRESETS``,
     ``VALUE_HEAD`` and implement ``_train`` (the algorithm's loop) and, when they keep state
     beyond the network and optimiser, ``_extra_state`` / ``_restore_extra``."""
 
     Config = PolicyConfig
     PRESETS: dict = {}
     VALUE_HEAD = False
+    CONTINUOUS_ACTIONS = False  # True: a Box action space gets a diagonal Gaussian policy
+    # (the Config then has ``init_log_std``, its starting log standard deviation)
 
     def __init__(self, env, **hyperparams):
         observation_space, action_space = single_spaces(env)
-        if not isinstance(action_space, spaces.Discrete):
-            raise ValueError(f"{type(self).__name__} needs a Discrete action space, got {action_space}")
+        box = isinstance(action_space, spaces.Box) and len(action_space.shape) == 1
+        if not (isinstance(action_space, spaces.Discrete) or (box and self.CONTINUOUS_ACTIONS)):
+            wanted = ("a Discrete or a one-dimensional Box action space" if self.CONTINUOUS_ACTIONS
+                      else "a Discrete action space")
+            raise ValueError(f"{type(self).__name__} needs {wanted}, got {action_space}")
         self.config = c = resolve_config(self.Config, self.PRESETS, observation_space,
                                          action_space, **hyperparams)
-        if c.optimizer not in ("rmsprop", "adam"):
-            raise ValueError(f"optimizer must be 'rmsprop' or 'adam', got {c.optimizer!r}")
         self.env = env
-        self.observation_space, self.n_actions = observation_space, int(action_space.n)
+        self.observation_space, self.action_space = observation_space, action_space
+        # continuous: a diagonal Gaussian over the Box's dimensions, clipped to its bounds at the env
+        self.continuous = box
+        self.n_actions = int(action_space.shape[0]) if box else int(action_space.n)
         self.device = resolve_device(c.device)
         threads = c.threads or networks.default_threads(observation_space)
         if threads:
@@ -157,11 +186,12 @@ class PolicyAgent:
         def core() -> Core:
             return Core(*encoder_for(shape, c.hidden_sizes, c.activation), lstm_size)
 
+        gaussian = dict(gaussian=True, init_log_std=c.init_log_std) if self.continuous else {}
         if not self.VALUE_HEAD:
-            return PolicyNetwork(core(), self.n_actions)
+            return PolicyNetwork(core(), self.n_actions, **gaussian)
         if c.policy == "cnn":  # one convolutional trunk for both heads, as in Atari A2C
-            return PolicyNetwork(core(), self.n_actions, shared_value=True)
-        return PolicyNetwork(core(), self.n_actions, critic=core())
+            return PolicyNetwork(core(), self.n_actions, shared_value=True, **gaussian)
+        return PolicyNetwork(core(), self.n_actions, critic=core(), **gaussian)
 
     def _input_shape(self) -> tuple:
         """Shape of one observation as the network reads it (Discrete becomes one-hot)."""
@@ -180,8 +210,21 @@ class PolicyAgent:
             dist, _, state = self.net(self._observations(obs), state, starts)
         return (dist.mode() if deterministic else dist.sample(self.rng)), state
 
+    def _flat_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Actions of a rollout (N, T[, D]) as rows for ``dist.log_prob``: (N*T,) or (N*T, D)."""
+        return actions.reshape(-1, self.n_actions) if self.continuous else actions.reshape(-1)
+
+    def _env_actions(self, actions: np.ndarray) -> np.ndarray:
+        """Actions as the env takes them: continuous ones clipped to the Box's bounds (the
+        agent learns from the unclipped draw), discrete ones unchanged."""
+        if not self.continuous:
+            return actions
+        space = self.action_space
+        return np.clip(actions, space.low, space.high).astype(space.dtype)
+
     def predict(self, obs, deterministic: bool = True):
-        """The action for one observation (an int), or for a batch (N, ...) (an array (N,)).
+        """The action for one observation (an int; continuous: an array (D,) within the Box's
+        bounds), or for a batch (N, ...) (an array (N,) or (N, D)).
 
         ``deterministic``: the most likely action; else a draw from the policy. A recurrent
         agent carries its LSTM state from call to call; ``reset_state()`` starts an episode.
@@ -192,13 +235,19 @@ class PolicyAgent:
         if state_rows(state) not in (None, len(rows)):
             state = None  # a different number of episodes: start them all afresh
         actions, self._predict_state = self._act(rows, state, deterministic=deterministic)
-        return actions if batch else int(actions[0])
+        actions = self._env_actions(actions)
+        if batch:
+            return actions
+        return actions[0] if self.continuous else int(actions[0])
 
     def action_probabilities(self, obs) -> np.ndarray:
         """pi(. | obs) for one observation, shape (n_actions,), e.g. for a viewer's panel.
 
         A recurrent agent reads the LSTM state ``predict`` carries, without advancing it.
         """
+        if self.continuous:
+            raise ValueError("action_probabilities: a continuous policy has a density, not "
+                             "probabilities; use predict(obs) for its mean action")
         with no_grad():
             dist, _, _ = self.net(self._observations(np.asarray(obs)[None]), self._predict_state)
         return np.asarray(dist.probs())[0].reshape(-1)
@@ -218,6 +267,7 @@ class PolicyAgent:
         """
         if self.env is None or not hasattr(self.env, "step"):
             raise ValueError(f"this {type(self).__name__} has no env to learn from; pass env= to load()")
+        check("total_steps", total_steps, integer(0))
         run = run or TrainingRun(None, total_steps, progress=False)
         with run:
             run.start(self.steps, *self._run_state)

@@ -33,6 +33,7 @@ from agents.policy_base import PolicyAgent, PolicyConfig
 from agents.policy_networks import detach_state
 from agents.training_run import TrainingRun
 from rlkit.backend import to_device, to_numpy
+from rlkit.checks import FLAG, integer, optional
 
 
 def discounted_returns(rewards, gamma: float, reset_on_reward: bool = False) -> np.ndarray:
@@ -74,6 +75,9 @@ class PolicyGradientConfig(PolicyConfig):
     """Steps per forward/backward pass of an update: the truncation of back-propagation
     through time for a recurrent policy (a feed-forward one gets the same gradient)."""
 
+    RULES = {**PolicyConfig.RULES, "batch_episodes": integer(1), "standardize": FLAG,
+             "reset_on_reward": optional(FLAG), "bptt_steps": integer(1)}
+
 
 PRESETS = {
     # the book's source: H = 200, 10 episodes per update, RMSProp (decay 0.99, eps 1e-5), lr 1e-4
@@ -97,9 +101,6 @@ class PolicyGradient(PolicyAgent):
     def __init__(self, env, **hyperparams):
         super().__init__(env, **hyperparams)
         c = self.config
-        if c.batch_episodes < 1 or c.bptt_steps < 1:
-            raise ValueError(f"batch_episodes and bptt_steps must be >= 1, got "
-                             f"{c.batch_episodes} and {c.bptt_steps}")
         self.reset_on_reward = ("pong" in self._env_signature["id"].lower()
                                 if c.reset_on_reward is None else bool(c.reset_on_reward))
         self.episodes_in_batch = 0  # episodes whose gradient waits in the optimiser's buffer

@@ -12,8 +12,9 @@
 - ``Core``: encoder and optional LSTM (state carried by the caller, zeroed at episode
   starts); ``PolicyNetwork``: an actor core with its policy head, and for the actor-critic a
   value head, on the actor's features or on a separate critic core.
-- ``Categorical`` (softmax over actions) and ``Bernoulli`` (the book's coin: action 0 = UP with
-  probability sigmoid(logit), else 1 = DOWN).
+- ``Categorical`` (softmax over actions), ``Bernoulli`` (the book's coin: action 0 = UP with
+  probability sigmoid(logit), else 1 = DOWN) and ``DiagGaussian`` (continuous actions: a mean
+  from the network, a log standard deviation per action dimension that depends on no state).
 """
 from __future__ import annotations
 
@@ -96,6 +97,47 @@ class Bernoulli:
         z = self.logit
         softplus = z.relu() + ((-z.abs()).exp() + 1.0).log()  # log(1 + e^z), never overflows
         return softplus - z * z.sigmoid()
+
+
+class DiagGaussian:
+    """pi(a | s) = N(a; mean(s), diag(exp(log_std))^2) over D action dimensions.
+
+    ``mean`` Tensor (N, D), ``log_std`` Tensor (D,) (one learned parameter per dimension, the
+    same for every state). Samples are not clipped here: the agent clips them to the action
+    space's bounds when it hands them to the env, and trains on the log-probability of the
+    unclipped sample.
+    """
+
+    LOG_2PI = math.log(2.0 * math.pi)
+
+    def __init__(self, mean: Tensor, log_std: Tensor):
+        self.mean, self.log_std = mean, log_std
+
+    def sample(self, rng: np.random.Generator) -> np.ndarray:
+        """One action per row (N, D) on the host: mean + std * z, z ~ N(0, I)."""
+        mean = to_numpy(self.mean.data).astype(np.float64)
+        std = np.exp(to_numpy(self.log_std.data).astype(np.float64))
+        return (mean + std * rng.standard_normal(mean.shape)).astype(np.float32)
+
+    def mode(self) -> np.ndarray:
+        """The most likely action of each row: the mean (N, D)."""
+        return to_numpy(self.mean.data).copy()
+
+    def log_prob(self, actions) -> Tensor:
+        """log pi(a_i | s_i) = -sum_d [(a - mu)^2 / (2 sigma^2) + log sigma + log(2 pi) / 2]
+        for ``actions`` (N, D) -> Tensor (N,)."""
+        xp = get_array_module(self.mean.data)
+        a = xp.asarray(actions, dtype=self.mean.dtype).reshape(self.mean.shape)
+        z = (a - self.mean) * (-self.log_std).exp()
+        d = self.mean.shape[-1]
+        return (z * z).sum(axis=1) * -0.5 - self.log_std.sum() - 0.5 * d * self.LOG_2PI
+
+    def entropy(self) -> Tensor:
+        """sum_d [log sigma_d + (1 + log(2 pi)) / 2], the same for every row -> Tensor (N,)."""
+        xp = get_array_module(self.mean.data)
+        d = self.mean.shape[-1]
+        ones = Tensor(xp.ones(self.mean.shape[0], dtype=self.mean.dtype))
+        return ones * (self.log_std.sum() + 0.5 * d * (1.0 + self.LOG_2PI))
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,25 +223,33 @@ class PolicyNetwork(nn.Module):
     - ``critic`` a Core: a separate network for V(s) (stable for small MLPs, whose value
       targets, returns in the hundreds, would otherwise swamp the policy's features).
 
-    ``book_head``: one logit, no bias, P(UP) = sigmoid (the book's output), else a softmax
+    ``book_head``: one logit, no bias, P(UP) = sigmoid (the book's output); ``gaussian``: a
+    diagonal Gaussian over ``n_actions`` continuous dimensions (a linear mean head and a
+    state-independent ``log_std`` parameter, starting at ``init_log_std``); else a softmax
     over ``n_actions``. ``forward(obs, state=None, starts=None)`` with ``obs`` (N, T, ...)
     (T = 1 to act) returns (distribution over N*T rows, values (N*T,) or None, new state);
     the state is the pair (actor LSTM state, critic LSTM state), None for a part without one.
     """
 
     def __init__(self, actor: Core, n_actions: int, *, book_head: bool = False,
-                 critic: Core | None = None, shared_value: bool = False):
+                 critic: Core | None = None, shared_value: bool = False, gaussian: bool = False,
+                 init_log_std: float = 0.0):
         super().__init__()
-        self.actor, self.critic, self.book_head = actor, critic, book_head
+        self.actor, self.critic, self.book_head, self.gaussian = actor, critic, book_head, gaussian
         self.policy = nn.Linear(actor.size, 1, bias=False) if book_head else nn.Linear(actor.size, n_actions)
         head_size = critic.size if critic is not None else actor.size
         self.value = nn.Linear(head_size, 1) if critic is not None or shared_value else None
+        if gaussian:
+            self.log_std = nn.Parameter(np.full(n_actions, init_log_std, np.float32))
 
     def forward(self, obs: Tensor, state=None, starts=None):
         actor_state, critic_state = state if state is not None else (None, None)
         features, actor_state = self.actor(obs, actor_state, starts)
         head = self.policy(features)
-        dist = Bernoulli(head.reshape(-1)) if self.book_head else Categorical(head)
+        if self.gaussian:
+            dist = DiagGaussian(head, self.log_std)
+        else:
+            dist = Bernoulli(head.reshape(-1)) if self.book_head else Categorical(head)
         values = None
         if self.critic is not None:
             critic_features, critic_state = self.critic(obs, critic_state, starts)
@@ -297,6 +347,11 @@ def _map_state(fn, state):
 def detach_state(state):
     """The network state cut from the graph (truncated back-propagation through time)."""
     return _map_state(Tensor.detach, state)
+
+
+def select_rows(state, rows):
+    """The network state of the sequences ``rows`` (an index array) only (None stays None)."""
+    return _map_state(lambda tensor: tensor[get_array_module(tensor.data).asarray(rows)], state)
 
 
 def state_rows(state) -> int | None:

@@ -29,6 +29,7 @@ import numpy as np
 
 from agents.base import env_signature, load_checkpoint, save_checkpoint
 from agents.mdp import discrete_sizes, model_of
+from rlkit.checks import check, integer
 
 RULES = ("td", "book")
 NO_DOOR = -1  # the book's R marks a missing door with -1
@@ -144,7 +145,8 @@ class QLearning:
         """
         if self.env is None:
             raise ValueError("this QLearning agent has no env; pass env= to load()")
-        for _ in range(int(episodes)):
+        check("episodes", episodes, integer(0))
+        for _ in range(episodes):
             epsilon = self.current_epsilon
             seed = None if self._env_seeded else self.seed
             s, info = self.env.reset(seed=seed)

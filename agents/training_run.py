@@ -5,15 +5,20 @@ A :class:`TrainingRun` owns the run directory's files and the loop's bookkeeping
 ``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic), ``health.csv`` (at every
 evaluation, for agents with a ``health()`` method: see :mod:`rlkit.health`), the progress bar and
 the Ctrl+C / SIGTERM flag. The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
-``after_step`` evaluates and checkpoints on schedule and says when to stop.
+``after_step`` evaluates and checkpoints on schedule and says when to stop. When a run starts
+(or resumes) at step S, its logs are cut back to the rows of steps <= S (those a checkpoint at
+S had seen) and temporary files of killed writes are removed.
 
-:func:`evaluate` plays greedy episodes on a separate env; :func:`env_snapshot` /
-:func:`env_restore` save and restore the state of the simple worlds (toy-text and classic
-control) so that a resumed run continues the very same episode. Envs they do not know (ALE)
-resume with a fresh episode instead; the agent says so in its docstring.
+:func:`evaluate` plays greedy episodes on a separate env, each at most ``max_steps`` long, and
+stops early when asked (the stop flag); a TrainingRun seeds every evaluation from the run's
+seed and the evaluation's step (:func:`evaluation_seed`), so equal weights give equal rows.
+:func:`env_snapshot` / :func:`env_restore` save and restore the state of the simple worlds
+(toy-text and classic control) so that a resumed run continues the very same episode. Envs
+they do not know (ALE) resume with a fresh episode instead; the agent says so in its docstring.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -22,33 +27,95 @@ from pathlib import Path
 
 import numpy as np
 
-from rlkit.runs import RunDir
+from rlkit.checks import check, integer
+from rlkit.runs import RunDir, truncate_csv
 from rlkit.training import ProgressBar, StopSignal, generator_state, restore_generator
 
 PROGRESS_FIELDS = ["step", "episode", "return", "length", "epsilon", "loss", "steps_per_second",
                    "wall_time"]
-EVAL_FIELDS = ["step", "mean_return", "std_return", "episodes"]
+# truncated: episodes cut at max_eval_steps (their return is that of a partial episode)
+EVAL_FIELDS = ["step", "mean_return", "std_return", "episodes", "truncated"]
+LOGS = ("progress.csv", "eval.csv", "health.csv")  # each has a "step" column
+# An evaluation episode ends here at the latest: 108,000 frames at frame skip 4, the ALE's own
+# 30-minute cap; classic-control and toy-text episodes end far sooner by their own time limits.
+# Without it an env with no time limit and a policy that never finishes would evaluate forever.
+MAX_EVAL_STEPS = 27_000
 
 
-def evaluate(agent, env, episodes: int = 10, deterministic: bool = True,
-             seed: int | None = None) -> np.ndarray:
-    """Returns (episodes,) of whole episodes played with ``agent.predict(obs, deterministic)``.
+@dataclasses.dataclass
+class Evaluation:
+    """What :func:`play_evaluation` played."""
 
-    A recurrent agent's memory is cleared (``agent.reset_state()``) at every episode start;
-    ``seed`` seeds the first reset, so two calls with one seed see the same episodes.
+    returns: np.ndarray
+    """Return of each finished episode, (episodes,), or fewer when stopped."""
+    truncated: int
+    """Episodes cut at ``max_steps``."""
+    stopped: bool
+    """A stop request ended the evaluation before all its episodes were played."""
+
+
+def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
+                    seed: int | None = None, max_steps: int = MAX_EVAL_STEPS,
+                    should_stop=None) -> Evaluation:
+    """Plays ``episodes`` episodes with ``agent.predict(obs, deterministic)``.
+
+    Each episode ends at ``max_steps`` steps at the latest (counted in ``truncated``).
+    ``should_stop()``, polled every step, ends the evaluation early (``stopped``). A recurrent
+    agent's memory is cleared (``agent.reset_state()``) at every episode start. ``seed`` seeds
+    the first reset and, when the agent has ``seed_evaluation(seed)``, its own evaluation
+    draws (e.g. DQN's eval_epsilon), so two calls with one seed play the same episodes.
     """
-    returns = np.zeros(episodes)
+    check("episodes", episodes, integer(1))
+    check("max_steps", max_steps, integer(1))
+    returns, truncated = [], 0
     reset_state = getattr(agent, "reset_state", None)
+    if seed is not None and hasattr(agent, "seed_evaluation"):
+        agent.seed_evaluation(seed)
     for i in range(episodes):
         obs, _ = env.reset(seed=seed if i == 0 else None)
         if reset_state is not None:
             reset_state()
-        done = False
-        while not done:
-            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs, deterministic))
-            returns[i] += float(reward)
-            done = terminated or truncated
-    return returns
+        total, done = 0.0, False
+        for _ in range(max_steps):
+            if should_stop is not None and should_stop():
+                return Evaluation(np.array(returns), truncated, stopped=True)
+            obs, reward, terminated, truncated_by_env, _ = env.step(agent.predict(obs, deterministic))
+            total += float(reward)
+            done = terminated or truncated_by_env
+            if done:
+                break
+        if not done:
+            truncated += 1
+        returns.append(total)
+    return Evaluation(np.array(returns), truncated, stopped=False)
+
+
+def evaluate(agent, env, episodes: int = 10, deterministic: bool = True,
+             seed: int | None = None, max_steps: int = MAX_EVAL_STEPS) -> np.ndarray:
+    """Returns (episodes,) of episodes played as :func:`play_evaluation` plays them."""
+    return play_evaluation(agent, env, episodes, deterministic, seed, max_steps).returns
+
+
+def evaluation_seed(run_seed: int | None, step: int) -> int | None:
+    """The seed of the evaluation a run with ``run_seed`` makes at ``step`` (None: unseeded).
+
+    The step names the evaluation: it survives a resume, and runs that evaluate at the same
+    step with the same seed play the same episodes."""
+    if run_seed is None:
+        return None
+    return int(np.random.SeedSequence([run_seed, step]).generate_state(1)[0])
+
+
+def check_schedule(total_steps: int, eval_every: int, eval_episodes: int, checkpoint_every: int,
+                   max_eval_steps: int) -> None:
+    """Refuse (ValueError naming the setting) a schedule a TrainingRun cannot follow; the
+    scripts call it before they make a run folder."""
+    for name, value, rule in (("total_steps", total_steps, integer(0)),
+                              ("eval_every", eval_every, integer(0)),
+                              ("eval_episodes", eval_episodes, integer(1)),
+                              ("checkpoint_every", checkpoint_every, integer(0)),
+                              ("max_eval_steps", max_eval_steps, integer(1))):
+        check(name, value, rule)
 
 
 class TrainingRun:
@@ -57,6 +124,8 @@ class TrainingRun:
     run_dir: a RunDir, or None to keep nothing on disk (tests, quick experiments).
     total_steps: where the progress bar ends.
     eval_env / eval_every / eval_episodes: evaluation schedule, in environment steps.
+    max_eval_steps: an evaluation episode is cut (and counted in eval.csv's "truncated") here.
+    seed: the run's seed; each evaluation is seeded from it and its step (None: unseeded).
     checkpoint_every: steps between ``latest`` checkpoints (0: only at the end and on stop).
     save_replay: also write the agent's replay memory when checkpointing (agents that have one).
     stop_on_collapse: stop the run (checkpoint saved) when a health check finds a collapse;
@@ -65,21 +134,22 @@ class TrainingRun:
 
     def __init__(self, run_dir: RunDir | None, total_steps: int, *, eval_env=None,
                  eval_every: int = 0, eval_episodes: int = 5, checkpoint_every: int = 0,
+                 max_eval_steps: int = MAX_EVAL_STEPS, seed: int | None = None,
                  save_replay: bool = False, progress: bool = True, window: int = 20,
                  stop_on_collapse: bool = False):
+        check_schedule(total_steps, eval_every, eval_episodes, checkpoint_every, max_eval_steps)
         self.run_dir, self.total_steps = run_dir, total_steps
         self.eval_env, self.eval_every, self.eval_episodes = eval_env, eval_every, eval_episodes
+        self.max_eval_steps, self.seed = max_eval_steps, seed
         self.checkpoint_every, self.save_replay, self.show_progress = checkpoint_every, save_replay, progress
         self.recent_returns = deque(maxlen=window)
         self.best_eval = -math.inf
         self.last_loss = float("nan")
         self.last_eval_step = None
-        self._progress_log = run_dir.logger("progress.csv", PROGRESS_FIELDS) if run_dir else None
-        self._eval_log = run_dir.logger("eval.csv", EVAL_FIELDS) if run_dir else None
+        self._logs = {}  # file name -> CSVLogger, opened at its first row (after start's cut)
         self.stop_on_collapse = stop_on_collapse
         self.first_layer_active = float("nan")  # shown in the progress bar
         self._collapsed = False
-        self._health_log = None  # opened at the first health row: its columns depend on the network
         self._stop = StopSignal()
         self._bar = None
         self._clock_start = time.monotonic()
@@ -94,19 +164,41 @@ class TrainingRun:
         return self
 
     def start(self, step: int, wall_time: float = 0.0, best_eval: float = -math.inf) -> None:
-        """Begin (or resume) at ``step``; ``wall_time`` and ``best_eval`` carry over on resume."""
+        """Begin (or resume) at ``step``; ``wall_time`` and ``best_eval`` carry over on resume.
+
+        The run folder's logs are cut back to ``step`` and temporaries of killed writes removed
+        (:meth:`tidy`)."""
         self._wall_offset, self.best_eval = wall_time, best_eval
         self._clock_start = time.monotonic()
         self._rate_mark = (step, time.monotonic())
         self._last_step = step
+        self.tidy(step)
         self._bar = ProgressBar(self.total_steps, initial=step, enabled=self.show_progress)
+
+    def tidy(self, step: int) -> None:
+        """Make the run folder agree with a checkpoint at ``step``: drop the log rows written
+        after it (a stopped session goes on logging past its last checkpoint) and delete the
+        temporary files of killed writes; say what went, in one line each."""
+        if self.run_dir is None:
+            return
+        removed = self.run_dir.remove_temporaries()
+        if removed:
+            size = sum(size for _, size in removed) / 1e6
+            self._say(f"removed {len(removed)} temporary file(s) of interrupted writes "
+                      f"({size:,.1f} MB): {', '.join(str(p.name) for p, _ in removed)}")
+        dropped = {name: truncate_csv(self.run_dir / name, step) for name in LOGS
+                   if (self.run_dir / name).is_file()}
+        dropped = {name: n for name, n in dropped.items() if n}
+        if dropped:
+            self._say(f"resuming at step {step:,}: dropped the rows written after that checkpoint "
+                      f"({', '.join(f'{n} from {name}' for name, n in dropped.items())})")
 
     def __exit__(self, *exc) -> bool:
         if self._bar is not None:
             self._bar.close()
-        for log in (self._progress_log, self._eval_log, self._health_log):
-            if log is not None:
-                log.close()
+        for log in self._logs.values():
+            log.close()
+        self._logs = {}
         return self._stop.__exit__(*exc)
 
     @property
@@ -118,17 +210,31 @@ class TrainingRun:
     def stop_requested(self) -> bool:
         return self._stop.requested or self._collapsed
 
+    def _log(self, filename: str, row: dict, fieldnames: list[str] | None = None) -> None:
+        """Append ``row`` to ``<run>/<filename>`` (nothing without a run folder)."""
+        if self.run_dir is None:
+            return
+        if filename not in self._logs:
+            self._logs[filename] = self.run_dir.logger(filename, fieldnames)
+        self._logs[filename].write(row)
+
+    def _say(self, message: str) -> None:
+        """One line to the user, above the progress bar when there is one."""
+        if self._bar is not None:
+            self._bar.write(message)
+        else:
+            print(message, flush=True)
+
     # ------------------------------------------------------------------ per step / episode
     def episode_end(self, step: int, episode: int, episode_return: float, length: int,
                     epsilon: float = float("nan")) -> None:
         """Record a finished training episode in progress.csv."""
         self.recent_returns.append(episode_return)
-        if self._progress_log is not None:
-            self._progress_log.write({
-                "step": step, "episode": episode, "return": episode_return, "length": length,
-                "epsilon": round(epsilon, 5), "loss": self.last_loss,
-                "steps_per_second": round(self.steps_per_second, 1),
-                "wall_time": round(self.wall_time, 2)})
+        self._log("progress.csv", {
+            "step": step, "episode": episode, "return": episode_return, "length": length,
+            "epsilon": round(epsilon, 5), "loss": self.last_loss,
+            "steps_per_second": round(self.steps_per_second, 1),
+            "wall_time": round(self.wall_time, 2)}, PROGRESS_FIELDS)
 
     def after_step(self, agent, step: int, epsilon: float = float("nan"), callback=None) -> bool:
         """Advance the bar; evaluate and checkpoint when ``step`` has crossed their schedule
@@ -153,15 +259,26 @@ class TrainingRun:
         return stop
 
     def evaluate(self, agent, step: int) -> float:
-        """Evaluate now, append to eval.csv, and save ``best`` when the mean improves."""
+        """Evaluate now, append to eval.csv, and save ``best`` when the mean improves.
+
+        A stop request (Ctrl+C, SIGTERM) ends the evaluation within a step; an evaluation cut
+        short that way is not recorded (NaN is returned) and the loop then stops as usual."""
         if self.eval_env is None or step == self.last_eval_step:
             return float("nan")
         self.last_eval_step = step
-        returns = evaluate(agent, self.eval_env, self.eval_episodes)
-        mean = float(returns.mean())
-        if self._eval_log is not None:
-            self._eval_log.write({"step": step, "mean_return": mean,
-                                  "std_return": float(returns.std()), "episodes": len(returns)})
+        result = play_evaluation(agent, self.eval_env, self.eval_episodes,
+                                 seed=evaluation_seed(self.seed, step),
+                                 max_steps=self.max_eval_steps,
+                                 should_stop=lambda: self._stop.requested)
+        if result.stopped:
+            self._say(f"evaluation at step {step:,} interrupted by {self._stop.signal_name}: "
+                      "not recorded")
+            return float("nan")
+        mean = float(result.returns.mean())
+        self._log("eval.csv", {"step": step, "mean_return": mean,
+                               "std_return": float(result.returns.std()),
+                               "episodes": len(result.returns), "truncated": result.truncated},
+                  EVAL_FIELDS)
         if mean > self.best_eval:
             self.best_eval = mean
             if self.run_dir is not None:
@@ -178,17 +295,10 @@ class TrainingRun:
         row, warnings = report
         active = [value for name, value in row.items() if name.startswith("active_")]
         self.first_layer_active = active[0] if active else float("nan")
-        if self.run_dir is not None:
-            if self._health_log is None:
-                self._health_log = self.run_dir.logger("health.csv")
-            self._health_log.write({"step": step, **row})
+        self._log("health.csv", {"step": step, **row})  # its columns depend on the network
         if warnings:
             action = "stopping (--stop-on-collapse)" if self.stop_on_collapse else "training goes on"
-            message = f"warning: step {step:,}: the network collapsed: {'; '.join(warnings)}; {action}"
-            if self._bar is not None:
-                self._bar.write(message)
-            else:
-                print(message, flush=True)
+            self._say(f"warning: step {step:,}: the network collapsed: {'; '.join(warnings)}; {action}")
             self._collapsed = self._collapsed or self.stop_on_collapse
         return warnings
 

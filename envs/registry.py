@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import difflib
+import numbers
 
 import gymnasium as gym
 
@@ -91,6 +92,8 @@ def make_vec(name: str, num_envs: int, *, vectorization_mode: str | None = None,
     Anything else: `gymnasium.make_vec` with `vectorization_mode` "sync" (default) or "async",
     or "vector_entry_point" for ids that have a native vector env.
     """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, numbers.Integral) or num_envs < 1:
+        raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
     game = atari_game(name)
     if game is not None:
         return make_atari_vec(game, num_envs, vectorization_mode=vectorization_mode, **kwargs)

@@ -13,6 +13,7 @@ import numba
 import numpy as np
 
 from rlkit.backend import get_array_module, to_device, to_numpy
+from rlkit.checks import check, number
 
 
 class Optimizer:
@@ -118,6 +119,8 @@ class SGD(Optimizer):
     def __init__(self, params, lr: float = 0.01, momentum: float = 0.0, nesterov: bool = False,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
+        check("momentum", momentum, number(0))
+        check("weight_decay", weight_decay, number(0))
         if nesterov and momentum <= 0:
             raise ValueError("Nesterov momentum needs momentum > 0")
         self.momentum, self.nesterov, self.weight_decay = momentum, nesterov, weight_decay
@@ -146,6 +149,9 @@ class RMSProp(Optimizer):
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
+        check("alpha", alpha, number(0, 1, high_open=True))
+        check("eps", eps, number(0))
+        check("weight_decay", weight_decay, number(0))
         self.alpha, self.eps, self.weight_decay = alpha, eps, weight_decay
         self.square_avg = get_array_module(self.flat).zeros_like(self.flat)
 
@@ -167,6 +173,10 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0):
         super().__init__(params, lr)
         self.beta1, self.beta2 = betas
+        for i, beta in enumerate(betas):
+            check(f"betas[{i}]", beta, number(0, 1, high_open=True))
+        check("eps", eps, number(0))
+        check("weight_decay", weight_decay, number(0))
         self.eps, self.weight_decay = eps, weight_decay
         xp = get_array_module(self.flat)
         self.exp_avg = xp.zeros_like(self.flat)

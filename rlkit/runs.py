@@ -11,8 +11,11 @@ episode / sweep / logging step), ``checkpoints/`` and whatever figures or arrays
 
 Every whole-file write goes to a temporary name in the same folder, is flushed and fsynced,
 then renamed over the target with ``os.replace`` (atomic on POSIX and Windows), so a reader
-sees either the old file or the new one. The CSV log is the exception: it is appended to,
-flushed after each row, and a resumed run appends to it under the header it already has.
+sees either the old file or the new one; a write killed before its rename leaves a
+``.<name>.<random>.tmp`` file that :meth:`RunDir.remove_temporaries` clears at the next start.
+The CSV log is the exception: it is appended to, flushed after each row, and a resumed run
+appends to it under the header it already has, after :func:`truncate_csv` has cut it back to
+the step of the checkpoint it resumes from.
 
 Arrays are stored as ``.npz`` and loaded with ``allow_pickle=False``: loading never executes
 code. This module is stdlib + NumPy only and imports nothing else from rlkit.
@@ -21,8 +24,10 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
 import os
+import shutil
 import tempfile
 import time
 import zipfile
@@ -40,7 +45,11 @@ __all__ = [
     "save_npz_atomic",
     "load_npz",
     "read_csv",
+    "truncate_csv",
 ]
+
+# atomic_open's temporary files: ".<target name>.<random>.tmp" next to the target
+TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,7 +68,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Same directory as the target: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX)
     try:
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
@@ -153,9 +162,11 @@ class CSVLogger:
     """Append-only CSV log: the header once, then one flushed row per ``write`` call.
 
     The columns are ``fieldnames`` if given, else the keys of the first row. Opening an existing,
-    non-empty file (a resumed run) reuses its header and appends below it. A row may leave
-    columns out (written empty) but may not add a column the header lacks: that raises
-    ValueError rather than silently dropping data.
+    non-empty file (a resumed run) reuses its header and appends below it; a header that is the
+    start of ``fieldnames`` (a log written before its last columns existed) is widened once,
+    its old rows leaving the new columns empty. A row may leave columns out (written empty) but
+    may not add a column the header lacks: that raises ValueError rather than silently dropping
+    data.
     """
 
     def __init__(self, path: str | os.PathLike, fieldnames: list[str] | None = None):
@@ -163,8 +174,13 @@ class CSVLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         existing = self._read_header()
         if existing is not None and fieldnames is not None and list(fieldnames) != existing:
-            raise ValueError(f"{self.path}: existing header {existing} differs from the "
-                             f"requested columns {list(fieldnames)}")
+            if list(fieldnames)[:len(existing)] != existing:
+                raise ValueError(f"{self.path}: existing header {existing} differs from the "
+                                 f"requested columns {list(fieldnames)}")
+            _, rows, _ = _read_csv_rows(self.path)
+            _rewrite_csv(self.path, list(fieldnames),
+                         [row + [""] * (len(fieldnames) - len(row)) for row in rows])
+            existing = list(fieldnames)
         self.fieldnames = existing if existing is not None else (
             list(fieldnames) if fieldnames is not None else None)
         self._header_written = existing is not None
@@ -214,6 +230,55 @@ def read_csv(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def truncate_csv(path: str | os.PathLike, max_step: int, column: str = "step") -> int:
+    """Cut a CSV log back to the rows whose ``column`` is at most ``max_step``; returns how
+    many rows were dropped (0 leaves the file untouched).
+
+    A resumed run calls it with its checkpoint's step, so the rows the stopped session wrote
+    after that checkpoint are not repeated (the step column never goes backwards). A row a
+    kill tore (no final newline, too few cells, no readable step) is dropped too. A file
+    without ``column`` is left as it is.
+    """
+    header, rows, torn = _read_csv_rows(Path(path))
+    if header is None or column not in header:
+        return 0
+    at = header.index(column)
+    keep = [row for row in rows if len(row) == len(header) and _step_at_most(row[at], max_step)]
+    dropped = len(rows) - len(keep) + torn
+    if dropped:
+        _rewrite_csv(Path(path), header, keep)
+    return dropped
+
+
+def _step_at_most(text: str, max_step: int) -> bool:
+    try:
+        return int(text) <= max_step
+    except ValueError:
+        return False
+
+
+def _read_csv_rows(path: Path) -> tuple[list[str] | None, list[list[str]], int]:
+    """(header or None for an empty file, whole rows, 1 if a torn last line was left out else 0)."""
+    text = path.read_bytes().decode("utf-8", errors="replace")
+    torn = 0
+    if text and not text.endswith("\n"):  # the write of the last row was cut short
+        text, torn = text[:text.rfind("\n") + 1], 1
+    lines = list(csv.reader(io.StringIO(text, newline="")))
+    if not lines:
+        return None, [], 0
+    return lines[0], lines[1:], torn
+
+
+def _rewrite_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    """Replace a CSV file atomically, in the line format CSVLogger writes."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    with atomic_open(path, "wb") as f:
+        f.write(buffer.getvalue().encode("utf-8"))
+
+
 # --------------------------------------------------------------------------------------------
 # Run directory
 # --------------------------------------------------------------------------------------------
@@ -222,7 +287,8 @@ class RunDir:
     """The folder a run writes into.
 
     ``RunDir(path)`` uses ``path`` (created if missing; an existing one is reused, which is how
-    a run resumes). ``RunDir(name=..., root="runs")`` creates a fresh
+    a run resumes); ``RunDir.new(path)`` is the folder of a new run, refused if it is not
+    empty. ``RunDir(name=..., root="runs")`` creates a fresh
     ``<root>/<name>-<YYYYmmdd-HHMMSS>`` folder, adding ``-2``, ``-3``... if that name is taken.
     """
 
@@ -238,6 +304,29 @@ class RunDir:
             self.path.mkdir(parents=True, exist_ok=True)
         else:
             self.path = self._fresh(Path(root), name)
+
+    @classmethod
+    def new(cls, path: str | os.PathLike, *, overwrite: bool = False) -> "RunDir":
+        """The folder of a new run at ``path``, so that two runs never mix their files.
+
+        A missing or empty folder is used as it is. A non-empty one raises FileExistsError,
+        unless ``overwrite`` and it holds an earlier run (its ``config.json``): then that run's
+        files are deleted first. A folder without config.json is never emptied.
+        """
+        run = cls(path)
+        if not any(run.path.iterdir()):
+            return run
+        if not overwrite:
+            raise FileExistsError(f"run folder {run.path} is not empty")
+        if not (run.path / cls.CONFIG).is_file():
+            raise FileExistsError(f"{run.path} is not empty and holds no {cls.CONFIG}: not a run "
+                                  "folder, so it is not overwritten")
+        for child in run.path.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+        return run
 
     @staticmethod
     def _fresh(root: Path, name: str) -> Path:
@@ -276,3 +365,15 @@ class RunDir:
     def logger(self, filename: str = PROGRESS, fieldnames: list[str] | None = None) -> CSVLogger:
         """A CSVLogger appending to ``<run>/<filename>`` (``progress.csv`` by default)."""
         return CSVLogger(self.path / filename, fieldnames)
+
+    def remove_temporaries(self) -> list[tuple[Path, int]]:
+        """Delete the temporary files that writes killed before their rename left anywhere in
+        the run folder (one Pong replay's is 0.7 GB); returns (path, size in bytes) of each."""
+        removed = []
+        for path in sorted(self.path.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}")):
+            with contextlib.suppress(FileNotFoundError):
+                size = path.stat().st_size
+                path.unlink()
+                removed.append((path, size))
+        return removed
+

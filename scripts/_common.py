@@ -10,10 +10,11 @@ import argparse
 import ast
 import dataclasses
 import inspect
+from pathlib import Path
 
-from _tabular import fail
+from _tabular import fail, json_object
 
-from agents.training_run import TrainingRun
+from agents.training_run import MAX_EVAL_STEPS, TrainingRun, check_schedule
 from rlkit.plotting import reward_curve
 from rlkit.runs import RunDir, read_csv
 
@@ -50,6 +51,32 @@ def add_config_flags(group, config_cls, skip=(), aliases=None) -> list[str]:
     return added
 
 
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags of a training run's length, schedule and resume (both deep-agent scripts)."""
+    parser.add_argument("--steps", type=int, help="total environment steps (unset: the env's preset)")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    parser.add_argument("--eval-every", type=int, help="steps between evaluations (0: only the final one)")
+    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation (at least 1)")
+    parser.add_argument("--max-eval-steps", type=int, default=MAX_EVAL_STEPS,
+                        help="an evaluation episode is cut after this many steps (eval.csv counts "
+                             "them under 'truncated'); default %(default)s")
+    parser.add_argument("--checkpoint-every", type=int, help="steps between 'latest' checkpoints")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--env-kwargs", type=json_object, default=None, metavar="JSON",
+                        help="extra keyword arguments for envs.make, e.g. "
+                             '\'{"max_num_frames_per_episode": 20000}\'')
+
+
+def check_run_flags(args: argparse.Namespace) -> None:
+    """Exit with one line when the run's schedule flags are out of range (before any folder is
+    made); the ranges are TrainingRun's own (``check_schedule``)."""
+    try:
+        check_schedule(args.steps, args.eval_every, args.eval_episodes, args.checkpoint_every,
+                       args.max_eval_steps)
+    except ValueError as e:
+        fail(e)
+
+
 def given_values(args: argparse.Namespace, names) -> dict:
     """The entries of ``args`` among ``names`` that the user set (not None)."""
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
@@ -57,9 +84,20 @@ def given_values(args: argparse.Namespace, names) -> dict:
 
 def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple:
     """For ``--resume RUN_DIR``: (RunDir, the flags saved in its config.json overridden by those
-    given now with a non-default value, e.g. a larger ``--steps``)."""
+    given now with a non-default value, e.g. a larger ``--steps``). Exits with one line when
+    RUN_DIR is no run folder or its config.json cannot be read."""
+    if args.overwrite:
+        fail("--overwrite starts a new run; --resume continues one: give one of them")
+    config = Path(args.resume) / RunDir.CONFIG
+    if not config.is_file():
+        fail(f"--resume {args.resume}: not a run folder (no {config})")
     run = RunDir(args.resume)
-    saved = run.read_config()
+    try:
+        saved = run.read_config()
+    except (OSError, ValueError) as e:
+        fail(f"--resume {args.resume}: cannot read its config: {e}")
+    if not isinstance(saved, dict):
+        fail(f"--resume {args.resume}: {config} does not hold a JSON object")
     changed = {k: v for k, v in vars(args).items() if v != parser.get_default(k)}
     flags = {k: v for k, v in saved.items() if k in vars(args)}
     return run, argparse.Namespace(**{**vars(args), **flags, **changed})
@@ -84,9 +122,14 @@ def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: 
     print(f"run directory: {run.path}  ({title}, {agent.steps:,} of {args.steps:,} steps done)")
     training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=args.eval_every,
                            eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+                           max_eval_steps=args.max_eval_steps, seed=args.seed,
                            save_replay=save_replay, progress=not args.no_progress,
                            stop_on_collapse=getattr(args, "stop_on_collapse", False))
-    agent.learn(args.steps, run=training)
+    try:
+        agent.learn(args.steps, run=training)
+    except KeyboardInterrupt:  # a second Ctrl+C while the first one's checkpoint was written
+        fail(f"interrupted twice: stopped without saving; {run.checkpoints} keeps the last "
+             "complete checkpoint", status=130)
     plot_run(run, title)
     # a run stopped before its first evaluation has none (best_eval stays -inf)
     best = f"{training.best_eval:.2f}" if training.best_eval > float("-inf") else "none yet"

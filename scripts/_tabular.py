@@ -6,6 +6,7 @@ the script's own folder first on ``sys.path``).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import gymnasium as gym
@@ -19,14 +20,34 @@ from rlkit.runs import RunDir
 _ENV_ERRORS = (ValueError, KeyError, TypeError, gym.error.Error)
 
 
-def fail(message) -> None:
+def fail(message, status: int = 2) -> None:
     """Exit with one clear line on stderr (status 2, as argparse does for bad flags)."""
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(status)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser, except that a bad flag ends like every other refusal of these
+    scripts: one ``error:`` line on stderr and status 2 (no usage block)."""
+
+    def error(self, message: str) -> None:
+        fail(f"{message} (see --help)")
+
+
+def json_object(text: str) -> dict:
+    """The type of ``--env-kwargs``: a JSON object (keyword arguments), else a clear error."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f'must be a JSON object such as \'{{"max_episode_steps": 500}}\', got {text!r}')
+    return value
 
 
 def add_common_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
-    """--env, the Gridworld model flags, --seed and --run-dir."""
+    """--env, the Gridworld model flags, --seed, --run-dir and --overwrite."""
     parser.add_argument("--env", default=default_env,
                         help="RoomExit, Gridworld, or any Gymnasium id with a discrete model P")
     parser.add_argument("--living-reward", type=float, default=None,
@@ -35,7 +56,11 @@ def add_common_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
                         help="Gridworld: probability of sliding sideways (env default if unset)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the agent and the env")
     parser.add_argument("--run-dir", default=None,
-                        help="run folder (default: runs/<script>-<env>-<timestamp>)")
+                        help="run folder (default: runs/<script>-<env>-<timestamp>); a new run "
+                             "needs it missing or empty")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="a new run may replace the earlier run in --run-dir (its files are "
+                             "deleted)")
 
 
 def make_env(args: argparse.Namespace):
@@ -51,10 +76,24 @@ def make_env(args: argparse.Namespace):
 
 
 def open_run(args: argparse.Namespace, script: str, hyperparams: dict) -> RunDir:
-    """The run folder (``--run-dir`` or a fresh one); ``config.json`` records every flag as
-    given and, under "hyperparams", the agent's resolved values (defaults filled in)."""
+    """The folder of a new run (``--run-dir`` or a fresh one); ``config.json`` records every
+    flag as given and, under "hyperparams", the agent's resolved values (defaults filled in).
+
+    Exits with one line when ``--run-dir`` is a file, or a non-empty folder without
+    ``--overwrite`` (two runs in one folder would mix their logs and checkpoints)."""
     name = f"{script}-{args.env}".replace("/", "_")
-    run = RunDir(args.run_dir, name=name)
+    try:
+        if args.run_dir is None:
+            run = RunDir(name=name)
+        else:
+            run = RunDir.new(args.run_dir, overwrite=args.overwrite)
+    except FileExistsError as e:
+        if args.overwrite:
+            fail(e)  # not a run folder: nothing of rlkit's to replace
+        resume = f"continue that run with --resume {args.run_dir}, or " if hasattr(args, "resume") else ""
+        fail(f"{e}: {resume}start afresh there with --overwrite (which deletes it)")
+    except OSError as e:
+        fail(f"cannot use {args.run_dir} as the run folder: {e}")
     run.write_config({"script": script, **vars(args), "hyperparams": hyperparams})
     return run
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import argparse
 
-from _tabular import add_common_flags, fail, grid_maps, grid_of, make_env, open_run, state_listing
+from _tabular import (ArgumentParser, add_common_flags, fail, grid_maps, grid_of, make_env, open_run,
+                      state_listing)
 from agents.planning import PolicyIteration, ValueIteration
 from rlkit.runs import atomic_open
 
@@ -22,7 +23,7 @@ PRINT_MAX_STATES = 64  # bigger worlds that are not grids are saved, not listed
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(p, default_env="Gridworld")
     p.add_argument("--method", choices=METHODS, default="value")
     p.add_argument("--gamma", type=float, default=None, help="discount (1 allowed if episodes end)")

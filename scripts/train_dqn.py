@@ -6,17 +6,18 @@ preset for the env's observations (``agents.dqn.PRESETS``: Pong's come from the 
 used by CleanRL/RL Zoo, scaled to a CPU budget). The run directory gets config.json,
 progress.csv, eval.csv, checkpoints/latest.npz and best.npz, and reward_curve.png.
 Ctrl+C or SIGTERM saves ``latest`` and exits; ``--resume RUN_DIR`` continues from it.
+A new run needs ``--run-dir`` missing or empty (``--overwrite`` replaces an earlier run there);
+evaluation episodes are cut at ``--max-eval-steps``, and a stop is honoured during them too.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import dataclasses
 import sys
 
-from _common import (add_config_flags, fill_defaults, given_values, latest_checkpoint,
-                     resumed_args, train_in_run)
-from _tabular import add_common_flags, fail, make_env, open_run
+from _common import (add_config_flags, add_run_flags, check_run_flags, fill_defaults, given_values,
+                     latest_checkpoint, resumed_args, train_in_run)
+from _tabular import ArgumentParser, add_common_flags, fail, make_env, open_run
 
 import envs
 from agents.dqn import DQN, DQNConfig, preset_for
@@ -38,21 +39,14 @@ RESUME_OVERRIDES = ("device", "threads")  # hyper-parameters a resumed run may c
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (every DQN hyper-parameter defaults to None: "use the preset")."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(parser, default_env="Pong")
-    parser.add_argument("--steps", type=int, help="total environment steps (preset by env kind)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    parser.add_argument("--eval-every", type=int, help="steps between evaluations")
-    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation")
-    parser.add_argument("--checkpoint-every", type=int, help="steps between 'latest' checkpoints")
+    add_run_flags(parser)
     parser.add_argument("--save-replay", action="store_true",
                         help="also checkpoint the replay memory (resume then continues exactly)")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--stop-on-collapse", action="store_true",
                         help="stop (checkpoint saved) when the health check finds a dead first "
                              "layer or a Q that no longer depends on the state")
-    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
-                        help='extra keyword arguments for envs.make, e.g. \'{"max_num_frames_per_episode": 4000}\'')
     group = parser.add_argument_group("DQN hyper-parameters (unset: the env kind's preset)")
     add_config_flags(group, DQNConfig, skip=CONFIG_FLAGS_SET_ELSEWHERE,
                      aliases={"learning_rate": ["--lr"]})
@@ -71,6 +65,7 @@ def main(argv=None) -> int:
     eval_env = make_env(args)
     kind = preset_for(env.observation_space)
     fill_defaults(args, RUN_PRESETS[kind])
+    check_run_flags(args)
     try:
         if resume_dir:
             latest = latest_checkpoint(run)

@@ -2,40 +2,48 @@
 
     python scripts/train_pg.py --env Pong                          # REINFORCE, the book's setup
     python scripts/train_pg.py --env CartPole-v1 --algo a2c        # actor-critic, 4 envs
+    python scripts/train_pg.py --env CartPole-v1 --algo ppo        # PPO, CleanRL's settings
+    python scripts/train_pg.py --env Pendulum-v1 --algo ppo        # continuous actions
     python scripts/train_pg.py --env CartPole-v1 --recurrent       # an LSTM policy
     python scripts/train_pg.py --resume runs/pg-Pong-...           # go on after a stop
 
-``--algo reinforce`` (``agents.policy_gradient.PolicyGradient``) or ``a2c``
-(``agents.actor_critic.ActorCritic`` on ``--n-envs`` environments). Every hyper-parameter of the
+``--algo reinforce`` (``agents.policy_gradient.PolicyGradient``), ``a2c``
+(``agents.actor_critic.ActorCritic``) or ``ppo`` (``agents.ppo.PPO``), the last two on ``--n-envs``
+environments and also for continuous (Box) actions. Every hyper-parameter of the
 agent's config is a flag (``--learning-rate``/``--lr``, ``--batch-episodes``, ``--n-steps``,
 ...); unset ones take the agent's preset for the policy kind. For Pong, REINFORCE gets the
 book's input (``preprocess="pg"``: 6400-float difference frames, actions UP/DOWN) and network
 with the book's source hyper-parameters (H = 200, 10 episodes per update, RMSProp decay 0.99,
-lr 1e-4, gamma 0.99); a CNN policy (``--policy cnn``, A2C's default) gets 4 x 84 x 84 frames.
+lr 1e-4, gamma 0.99); a CNN policy (``--policy cnn``, A2C's and PPO's default) gets 4 x 84 x 84
+frames.
 The run directory gets config.json, progress.csv (one row per episode), eval.csv,
 checkpoints/latest.npz and best.npz, and reward_curve.png. Ctrl+C or SIGTERM saves ``latest``
 and exits; ``--resume RUN_DIR`` continues from it (the episodes in progress start afresh).
+A new run needs ``--run-dir`` missing or empty (``--overwrite`` replaces an earlier run there);
+evaluation episodes are cut at ``--max-eval-steps``, and a stop is honoured during them too.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 
 import gymnasium as gym
 
-from _common import (add_config_flags, fill_defaults, given_values, latest_checkpoint,
-                     resumed_args, train_in_run)
-from _tabular import _ENV_ERRORS, add_common_flags, fail, open_run
+from _common import (add_config_flags, add_run_flags, check_run_flags, fill_defaults, given_values,
+                     latest_checkpoint, resumed_args, train_in_run)
+from _tabular import _ENV_ERRORS, ArgumentParser, add_common_flags, fail, open_run
 
 import envs
 from agents.actor_critic import ActorCritic, ActorCriticConfig
 from agents.policy_base import PolicyConfig
 from agents.policy_gradient import PolicyGradient, PolicyGradientConfig
+from agents.ppo import PPO, PPOConfig
 from rlkit.backend import DeviceUnavailableError
 
-ALGOS = {"reinforce": (PolicyGradient, PolicyGradientConfig), "a2c": (ActorCritic, ActorCriticConfig)}
+ALGOS = {"reinforce": (PolicyGradient, PolicyGradientConfig), "a2c": (ActorCritic, ActorCriticConfig),
+         "ppo": (PPO, PPOConfig)}
+VECTOR_ALGOS = ("a2c", "ppo")  # these step --n-envs environments together
 # How long and how often, by env (the agents' own defaults live in their modules).
 RUN_PRESETS = {
     "pong": dict(steps=5_000_000, eval_every=100_000, eval_episodes=3, checkpoint_every=50_000),
@@ -46,24 +54,24 @@ RESUME_OVERRIDES = ("device", "threads")  # how to run may change on resume, not
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line; every hyper-parameter defaults to None ("the agent's preset")."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(parser, default_env="Pong")
-    parser.add_argument("--algo", choices=ALGOS, default="reinforce", help="reinforce or a2c")
-    parser.add_argument("--n-envs", type=int, default=4, help="a2c: environments stepped together")
-    parser.add_argument("--steps", type=int, help="total environment steps (Pong 5M, else 200k)")
-    parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    parser.add_argument("--eval-every", type=int, help="steps between evaluations")
-    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation")
-    parser.add_argument("--checkpoint-every", type=int, help="steps between 'latest' checkpoints")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
-                        help="extra keyword arguments for envs.make, e.g. "
-                             '\'{"max_num_frames_per_episode": 20000}\'')
+    parser.add_argument("--algo", choices=ALGOS, default="reinforce", help="reinforce, a2c or ppo")
+    parser.add_argument("--n-envs", type=int, default=4, help="a2c, ppo: environments stepped together")
+    add_run_flags(parser)
     common = parser.add_argument_group("hyper-parameters of both algorithms (unset: the preset)")
     add_config_flags(common, PolicyConfig, skip={"seed"}, aliases={"learning_rate": ["--lr"]})
+    # the other fields, one group per set of algorithms that has them ("a2c, ppo only", ...)
+    owners = {}
     for name, (_, config) in ALGOS.items():
-        own = parser.add_argument_group(f"{name} only")
-        add_config_flags(own, config, skip={f.name for f in PolicyConfig.__dataclass_fields__.values()})
+        for field in config.__dataclass_fields__:
+            if field not in PolicyConfig.__dataclass_fields__:
+                owners.setdefault(field, []).append(name)
+    for names in dict.fromkeys(tuple(v) for v in owners.values()):
+        config = ALGOS[names[-1]][1]  # the most derived config: its docstrings are the fullest
+        group = parser.add_argument_group(f"{', '.join(names)} only")
+        add_config_flags(group, config, skip={f for f in config.__dataclass_fields__
+                                              if tuple(owners.get(f, ())) != names})
     return parser
 
 
@@ -77,17 +85,17 @@ def env_kwargs(args: argparse.Namespace) -> dict:
     kwargs = {name: value for name, value in (("living_reward", args.living_reward),
                                                ("slip", args.slip)) if value is not None}
     if is_pong(args.env):
-        cnn = args.policy == "cnn" or (args.policy in (None, "auto") and args.algo == "a2c")
+        cnn = args.policy == "cnn" or (args.policy in (None, "auto") and args.algo in VECTOR_ALGOS)
         kwargs.update(dict(preprocess="dqn") if cnn else dict(preprocess="pg", actions="updown"))
     kwargs.update(args.env_kwargs or {})
     return kwargs
 
 
 def make_envs(args: argparse.Namespace) -> tuple:
-    """(training env: a vector env for a2c, evaluation env); exits with one line on failure."""
+    """(training env: a vector env for a2c and ppo, evaluation env); exits with one line on failure."""
     kwargs = env_kwargs(args)
     try:
-        train = (envs.make_vec(args.env, args.n_envs, **kwargs) if args.algo == "a2c"
+        train = (envs.make_vec(args.env, args.n_envs, **kwargs) if args.algo in VECTOR_ALGOS
                  else envs.make(args.env, **kwargs))
         return train, envs.make(args.env, **kwargs)
     except _ENV_ERRORS as e:
@@ -108,6 +116,7 @@ def main(argv=None) -> int:
         fail(f"--{foreign[0].replace('_', '-')} does not apply to --algo {args.algo}")
     env, eval_env = make_envs(args)
     fill_defaults(args, RUN_PRESETS["pong" if is_pong(args.env) else "other"])
+    check_run_flags(args)
     try:
         if resume_dir:
             latest = latest_checkpoint(run)

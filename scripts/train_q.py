@@ -13,9 +13,10 @@ import argparse
 
 import numpy as np
 
-from _tabular import add_common_flags, fail, format_table, make_env, open_run
+from _tabular import ArgumentParser, add_common_flags, fail, format_table, make_env, open_run
 from agents.mdp import TabularModel
 from agents.q_learning import RULES, QLearning
+from rlkit.checks import check, integer
 from rlkit.runs import atomic_open
 
 # Printing a table or every path is useful up to here; bigger worlds are only saved.
@@ -23,7 +24,7 @@ PRINT_MAX_STATES = 64
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(p, default_env="RoomExit")
     p.add_argument("--episodes", type=int, default=1000, help="episodes to learn from")
     p.add_argument("--rule", choices=RULES, default=None, help="update rule (QLearning: td)")
@@ -41,6 +42,7 @@ def main(argv=None) -> QLearning:
     hyper = {k: getattr(args, k) for k in ("rule", "gamma", "alpha", "epsilon", "epsilon_min",
                                            "epsilon_decay") if getattr(args, k) is not None}
     try:
+        check("episodes", args.episodes, integer(0))  # before the run folder is made
         model = TabularModel.from_env(env)  # greedy paths (and the book's rule) read P
         agent = QLearning(env, seed=args.seed, **hyper)
     except ValueError as e:

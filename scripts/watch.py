@@ -35,13 +35,14 @@ from agents.actor_critic import ActorCritic
 from agents.dqn import DQN
 from agents.planning import PolicyIteration, ValueIteration
 from agents.policy_gradient import PolicyGradient
+from agents.ppo import PPO
 from agents.q_learning import QLearning
 from envs.atari import UPDOWN_ACTIONS
 from rlkit.runs import read_json
 from rlkit.viewer import PanelInfo, Viewer
 
 AGENT_CLASSES = {cls.__name__: cls for cls in (QLearning, ValueIteration, PolicyIteration, DQN,
-                                                PolicyGradient, ActorCritic)}
+                                                PolicyGradient, ActorCritic, PPO)}
 # Where a run directory keeps the agent, in order of preference.
 CHECKPOINTS = ("checkpoints/best.npz", "checkpoints/latest.npz", "agent.npz")
 # Where a results folder (config.json, CSVs, figures and the network; no checkpoints/) keeps

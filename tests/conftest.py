@@ -1,5 +1,7 @@
 """Shared pytest setup: headless SDL/matplotlib, so no test ever needs a display."""
+import importlib
 import os
+from pathlib import Path
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
@@ -9,6 +11,8 @@ import numpy as np
 import pytest
 
 from rlkit.backend import cuda_available
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -25,3 +29,10 @@ def pytest_collection_modifyitems(config, items):
 def rng():
     """A fixed-seed NumPy generator, so every test sees the same data."""
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def script(monkeypatch):
+    """Import a script module by name (its folder on sys.path, as when run) to call main(argv)."""
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
+    return importlib.import_module

@@ -139,7 +139,7 @@ def test_dqn_builds_the_network_and_optimiser_its_config_names():
     agent = DQN(pong_like_env(), network="small", dueling=True, adam_eps=1.5e-4, seed=0)
     assert isinstance(agent.q_net[-1], nn.DuelingHead) and agent.q_net[0].weight.shape == (16, 4, 8, 8)
     assert agent.optimizer.eps == 1.5e-4
-    with pytest.raises(ValueError, match="image network"):
+    with pytest.raises(ValueError, match="network must be one of .nature., .small., got .huge."):
         DQN(pong_like_env(), network="huge")
     mlp = DQN(envs.make("CartPole-v1"), dueling=True, hidden_sizes=(32, 16), seed=0)
     assert isinstance(mlp.q_net[-1], nn.DuelingHead) and mlp.q_values(np.zeros(4)).shape == (2,)

@@ -1,5 +1,4 @@
 """scripts/train_pg.py and scripts/bench_pg.py end to end (short runs)."""
-import importlib
 import json
 import signal
 import subprocess
@@ -7,20 +6,11 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from agents.actor_critic import ActorCritic
 from agents.policy_gradient import PolicyGradient
 from rlkit.runs import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def script(monkeypatch):
-    """Import a script module by name (its folder on sys.path, as when run) to call main(argv)."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    return importlib.import_module
 
 
 def test_reinforce_run_directory_and_resume(script, tmp_path):

@@ -90,7 +90,8 @@ def test_gradient_sign_follows_the_return_on_the_books_p_up_example(rng, ret):
     frame = sparse_frames(rng, 1)[0]
     h = set_p_up(agent, frame, 0.3)
     assert agent.predict(frame[None], deterministic=True)[0] == 1  # DOWN is the likelier
-    before = agent.net(agent._observations(frame[None]))[0].probs()[0, 0]
+    with no_grad():  # the same code path as `after` below, so a zero step compares exactly
+        before = agent.net(agent._observations(frame[None]))[0].probs()[0, 0]
     assert before == pytest.approx(0.3, abs=1e-6)
     loss = agent.accumulate_gradient(frame[None], np.array([1]), np.array([ret]))
     # the loss is -ret * log P(DOWN); its logit gradient is ret * (p - label) = ret * 0.3

@@ -2,12 +2,14 @@
 import json
 import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from rlkit.runs import (CSVLogger, RunDir, atomic_open, load_npz, read_csv, save_npz_atomic,
-                        write_json_atomic)
+                        truncate_csv, write_json_atomic)
 
 
 def test_fresh_run_dir_is_named_and_unique(tmp_path):
@@ -106,3 +108,61 @@ def test_npz_missing_and_corrupt_files(tmp_path):
     np.save(tmp_path / "single.npy", np.zeros(3))
     with pytest.raises(ValueError, match="not an .npz archive"):
         load_npz(tmp_path / "single.npy")
+
+
+def test_truncate_csv_drops_rows_after_the_step_and_torn_rows(tmp_path):
+    path = tmp_path / "progress.csv"
+    with CSVLogger(path, ["step", "return"]) as log:
+        for step in (10, 20, 30, 40):
+            log.write({"step": step, "return": -step})
+    with open(path, "a", newline="") as f:
+        f.write("50,-5")                       # killed mid-row: no newline
+    assert truncate_csv(path, 30) == 2
+    assert path.read_text().splitlines() == ["step,return", "10,-10", "20,-20", "30,-30"]
+    with open(path, "a", newline="") as f:
+        f.write("25\r\n")                       # too few cells
+    assert truncate_csv(path, 30) == 1
+    inode = path.stat().st_ino
+    assert truncate_csv(path, 30) == 0 and path.stat().st_ino == inode  # nothing to do: untouched
+    with CSVLogger(path, ["step", "return"]) as log:  # appending goes on under the same header
+        log.write({"step": 31, "return": 0})
+    assert [r["step"] for r in read_csv(path)] == ["10", "20", "30", "31"]
+
+
+def test_csv_written_before_a_new_column_is_widened(tmp_path):
+    path = tmp_path / "eval.csv"
+    path.write_bytes(b"step,mean\r\n100,1.5\r\n")
+    with CSVLogger(path, ["step", "mean", "truncated"]) as log:
+        log.write({"step": 200, "mean": 2.0, "truncated": 1})
+    assert read_csv(path) == [{"step": "100", "mean": "1.5", "truncated": ""},
+                              {"step": "200", "mean": "2.0", "truncated": "1"}]
+
+
+def test_temporaries_of_a_killed_write_are_removed(tmp_path):
+    run = RunDir(tmp_path / "run")
+    (run.checkpoints / "latest.npz").write_bytes(b"kept")
+    # a process killed inside atomic_open, before its rename: the temporary file stays behind
+    subprocess.run([sys.executable, "-c", "import os; from rlkit.runs import atomic_open\n"
+                    f"with atomic_open({str(run.checkpoints / 'replay.npz')!r}, 'wb') as f:\n"
+                    "    f.write(b'x' * 1000); f.flush(); os._exit(9)"], check=False)
+    [temporary] = [p.name for p in run.checkpoints.iterdir() if p.name != "latest.npz"]
+    assert temporary.startswith(".replay.npz.") and temporary.endswith(".tmp")
+    removed = run.remove_temporaries()
+    assert [(p.name, size) for p, size in removed] == [(temporary, 1000)]
+    assert sorted(p.name for p in run.checkpoints.iterdir()) == ["latest.npz"]
+
+
+def test_a_new_run_needs_an_empty_folder_or_overwrite(tmp_path):
+    assert RunDir.new(tmp_path / "fresh").path.is_dir()
+    run = RunDir.new(tmp_path / "fresh")            # empty: fine
+    run.write_config({"env": "RoomExit"})
+    (run.checkpoints / "latest.npz").write_bytes(b"old run")
+    with pytest.raises(FileExistsError, match="is not empty"):
+        RunDir.new(run.path)
+    assert (run.checkpoints / "latest.npz").is_file()
+    assert not any(RunDir.new(run.path, overwrite=True).path.iterdir())
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("not a run")
+    with pytest.raises(FileExistsError, match="not a run folder"):
+        RunDir.new(tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "notes.txt").is_file()

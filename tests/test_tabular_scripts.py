@@ -1,5 +1,4 @@
 """scripts/train_q.py, scripts/solve_mdp.py and scripts/bench_tabular.py, end to end."""
-import importlib
 import json
 import subprocess
 import sys
@@ -13,13 +12,6 @@ from agents.q_learning import QLearning
 from rlkit.runs import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def script(monkeypatch):
-    """Import a script module by name (its folder on sys.path, as when run) to call main(argv)."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    return importlib.import_module
 
 
 def test_train_q_book_command_line_as_in_the_issue(tmp_path):

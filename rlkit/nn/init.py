@@ -63,6 +63,26 @@ def uniform_fan_in_(tensor, fan_in: int, rng=None):
     return _fill(tensor, _rng(rng).uniform(-bound, bound, tensor.shape))
 
 
+def orthogonal_(tensor, gain: float = 1.0, rng=None):
+    """A (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2014; PPO's initialisation).
+
+    The weight is viewed as (rows, cols) = (out, in * kh * kw); its rows are orthonormal when
+    rows <= cols (W W^T = gain^2 I), else its columns are (W^T W = gain^2 I). Drawn as the Q of
+    the QR decomposition of a standard normal matrix, with the signs fixed by R's diagonal so
+    that Q is uniform over the orthogonal matrices.
+    """
+    if len(tensor.shape) < 2:
+        raise ValueError(f"orthogonal_ needs a weight of at least 2 dimensions, got {tensor.shape}")
+    rows = tensor.shape[0]
+    cols = int(np.prod(tensor.shape[1:]))
+    a = _rng(rng).standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, (gain * q).reshape(tensor.shape))
+
+
 def zeros_(tensor):
     tensor.data[...] = 0
     return tensor

@@ -1,0 +1,170 @@
+"""agents.training_run: bounded, interruptible and seeded evaluation; a resume that cuts the logs
+back to its checkpoint and clears the temporary files of killed writes."""
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium import spaces
+
+import envs
+from agents.dqn import DQN
+from agents.training_run import TrainingRun, evaluation_seed, play_evaluation
+from rlkit.runs import RunDir, read_csv
+
+ROOT = Path(__file__).resolve().parents[1]
+# the issue's hang: a world without a time limit and an untrained policy that stays in place
+ENDLESS_ROOM = ["--env", "RoomExit", "--steps", "5", "--no-progress",
+                "--env-kwargs", '{"max_episode_steps": 1000000000}']
+
+
+class Forever(gym.Env):
+    """One state, reward -1 a step, no end and no time limit."""
+
+    observation_space = spaces.Discrete(1)
+    action_space = spaces.Discrete(2)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return 0, {}
+
+    def step(self, action):
+        return 0, -1.0, False, False, {}
+
+
+class Still:
+    """An agent that always takes action 0; ``on_call(n)`` sees the number of calls so far."""
+
+    def __init__(self, on_call=None):
+        self.calls, self.on_call = 0, on_call
+
+    def predict(self, obs, deterministic=True):
+        self.calls += 1
+        if self.on_call is not None:
+            self.on_call(self.calls)
+        return 0
+
+
+# ---------------------------------------------------------------- bounded, interruptible
+
+def test_evaluation_cuts_each_episode_at_max_steps():
+    agent = Still()
+    result = play_evaluation(agent, Forever(), episodes=3, max_steps=50)
+    assert result.returns.tolist() == [-50.0] * 3 and result.truncated == 3 and not result.stopped
+    assert agent.calls == 150
+
+
+def test_a_stop_request_ends_the_evaluation_within_a_step():
+    agent = Still()
+    result = play_evaluation(agent, Forever(), episodes=3, max_steps=10**9,
+                             should_stop=lambda: agent.calls >= 7)
+    assert result.stopped and agent.calls == 7 and len(result.returns) == 0
+
+
+def test_an_interrupted_evaluation_is_not_recorded(tmp_path):
+    run = TrainingRun(RunDir(tmp_path / "run"), 10, eval_env=Forever(), eval_episodes=2,
+                      max_eval_steps=10**9, progress=False)
+
+    def signal_at(calls):  # what the SIGTERM handler does, at the 5th step of the evaluation
+        if calls == 5:
+            run._stop.requested, run._stop.signal_name = True, "SIGTERM"
+
+    assert np.isnan(run.evaluate(Still(signal_at), step=10))
+    assert run.stop_requested and not (tmp_path / "run" / "eval.csv").exists()
+    assert not (tmp_path / "run" / "checkpoints" / "best.npz").exists()
+
+
+def test_the_issues_endless_evaluation_ends_and_counts_its_truncated_episodes(tmp_path):
+    result = subprocess.run([sys.executable, "scripts/train_dqn.py", *ENDLESS_ROOM,
+                             "--eval-episodes", "2", "--max-eval-steps", "200",
+                             "--run-dir", str(tmp_path / "run")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    [row] = read_csv(tmp_path / "run" / "eval.csv")
+    assert (row["step"], row["episodes"], row["truncated"]) == ("5", "2", "2")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_during_evaluation_saves_the_checkpoint_and_exits(tmp_path, signum):
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen([sys.executable, "scripts/train_dqn.py", *ENDLESS_ROOM,
+                                "--max-eval-steps", "1000000000", "--run-dir", str(run_dir)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (run_dir / "config.json").is_file():  # written just before the 5 training steps
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    time.sleep(2)  # the 5 steps take milliseconds: it is evaluating now, and would forever
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and "Traceback" not in err, err
+    assert f"interrupted by {signal.Signals(signum).name}" in out + err
+    assert DQN.load(run_dir / "checkpoints" / "latest.npz").steps == 5
+    assert not (run_dir / "eval.csv").exists()
+
+
+# ---------------------------------------------------------------- seeded
+
+def test_equal_weights_write_equal_evaluation_rows(tmp_path):
+    # eval_epsilon: the evaluation draws random actions too, from a generator it reseeds
+    agent = DQN(envs.make("CartPole-v1"), seed=0, eval_epsilon=0.5)
+
+    def evaluation_rows(name):  # a fresh, unseeded eval env each time
+        run = TrainingRun(RunDir(tmp_path / name), 1000, eval_env=envs.make("CartPole-v1"),
+                          eval_episodes=3, seed=11, progress=False)
+        with run:
+            for step in (100, 200):
+                run.evaluate(agent, step)
+        return read_csv(tmp_path / name / "eval.csv")
+
+    assert evaluation_rows("a") == evaluation_rows("b")
+
+
+def test_evaluation_seeds_come_from_the_run_seed_and_the_step():
+    assert evaluation_seed(11, 100) == evaluation_seed(11, 100)
+    assert len({evaluation_seed(11, 100), evaluation_seed(11, 200), evaluation_seed(12, 100)}) == 3
+    assert evaluation_seed(None, 100) is None
+
+
+# ---------------------------------------------------------------- resume
+
+def test_resume_of_an_old_layout_run_cuts_its_logs_and_clears_temporaries(script, tmp_path):
+    """A run folder as the first round wrote it (no max_eval_steps in config.json, eval.csv
+    without 'truncated'), stopped after logging past its checkpoint and killed mid-write."""
+    train = script("train_dqn").main
+    run = tmp_path / "run"
+    assert train(["--env", "RoomExit", "--steps", "300", "--eval-every", "100", "--eval-episodes",
+                  "2", "--checkpoint-every", "100", "--save-replay", "--no-progress",
+                  "--run-dir", str(run)]) == 0
+    config = json.loads((run / "config.json").read_text())
+    for new_flag in ("max_eval_steps", "overwrite"):
+        del config[new_flag]
+    (run / "config.json").write_text(json.dumps(config))
+    old_eval = [line.rsplit(",", 1)[0] for line in (run / "eval.csv").read_text().splitlines()]
+    (run / "eval.csv").write_text("\r\n".join(old_eval + ["400,-1.0,0.0,2", ""]))
+    progress_before = read_csv(run / "progress.csv")
+    last = progress_before[-1]
+    with open(run / "progress.csv", "a", newline="") as f:  # rows of the lost session, one torn
+        f.write(f"350,{int(last['episode']) + 1},-3,50,0.5,0.1,100,1.0\r\n360,{int(last['episode']) + 2},-")
+    with open(run / "health.csv", "a", newline="") as f:
+        f.write("400," + ",".join(["0.5"] * (len(read_csv(run / "health.csv")[0]) - 1)) + "\r\n")
+    for leftover in ("checkpoints/.replay.npz.k1ll3d.tmp", ".config.json.x7.tmp"):
+        (run / leftover).write_bytes(b"half")
+
+    assert train(["--resume", str(run), "--steps", "500", "--no-progress"]) == 0
+    assert DQN.load(run / "checkpoints" / "latest.npz").steps == 500
+    assert not list(run.rglob("*.tmp"))
+    progress = read_csv(run / "progress.csv")
+    assert progress[:len(progress_before)] == progress_before
+    assert [int(r["episode"]) for r in progress] == list(range(1, len(progress) + 1))
+    evals = read_csv(run / "eval.csv")
+    assert [int(r["step"]) for r in evals] == [100, 200, 300, 400, 500]
+    assert [r["truncated"] for r in evals[:3]] == ["", "", ""] and evals[3]["truncated"] == "0"
+    for name in ("progress.csv", "eval.csv", "health.csv"):
+        steps = [int(r["step"]) for r in read_csv(run / name)]
+        assert steps == sorted(steps) and steps[-1] <= 500, name
