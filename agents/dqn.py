@@ -7,14 +7,22 @@ The loop, one environment step at a time:
 2. store (s, a, r, s', terminated) in the replay memory (frames once each for image stacks);
 3. every ``train_freq`` steps, once the memory holds ``learning_starts`` transitions, sample a
    batch and take one gradient step on  L = loss(Q(s, a), y), with the target
-       y = r                                   if s' is terminal,
-       y = r + gamma * Q_target(s', a*)        otherwise, where
+       y = R                                   if the window ends in a terminal state,
+       y = R + gamma^n * Q_target(s', a*)      otherwise, where
+       R = r_t + gamma r_t+1 + ... + gamma^(n-1) r_t+n-1 and s' = s_t+n (``n_step``; the
+       window is cut short at an episode end), and
        a* = argmax_a Q(s', a) (Double DQN, default) or argmax_a Q_target(s', a) (DQN).
    A time-limit truncation is not terminal: its target still bootstraps. ``loss`` is Huber
    (default; its gradient is the clipped TD error of the DQN paper) or MSE; gradients are
-   clipped to a global norm; the optimiser is Adam (default) or RMSProp;
+   clipped to a global norm; the optimiser is Adam (default) or RMSProp. With ``prioritized``
+   the batch is drawn by priority, each loss is weighted by its importance-sampling weight and
+   the priorities become the new |y - Q(s, a)|;
 4. every ``target_update`` steps copy the online weights into the target network (tau = 1),
    or move them a fraction tau towards them (Polyak averaging, tau < 1).
+
+Q(s, .) comes from the network ``network`` names (image stacks) or an MLP, ending in one
+output layer or, with ``dueling``, in V(s) + A(s, .) - mean A(s, .). ``health()`` measures the
+network on a fixed probe batch (rlkit.health), so a training run can name a collapse.
 
 Defaults come in presets chosen by the observation space (``PRESETS``); any keyword overrides.
 Resuming (``DQN.load`` then ``learn``) restores the networks, optimiser, schedule position,
@@ -125,7 +133,7 @@ class DQNConfig:
                              f"got {self.learning_starts}")
 
 
-# Atari (Pong): chosen from measurements on a 2-core CPU (README "Pong, learned" gives the
+# Atari (Pong): chosen from measurements on a 2-core CPU (README "The Atari recipe" gives the
 # source of each value): the 2013 network with a dueling head, 3-step Double DQN targets, Adam
 # 1e-4 with eps 1.5e-4 (Dopamine's Atari setting: 1e-8 let conv1 die), a 100k replay, learning
 # from 10k transitions, epsilon 1 -> 0.02 over 100k steps, target copy every 1,000 steps,

@@ -2,9 +2,9 @@
 
 Every hyper-parameter of ``agents.dqn.DQNConfig`` is a flag (``--learning-rate``/``--lr``,
 ``--buffer-size``, ``--target-update``, ``--no-double-dqn``, ...). A flag left unset takes the
-preset for the env's observations (``agents.dqn.PRESETS``: Pong's come from the DQN paper as
-used by CleanRL/RL Zoo, scaled to a CPU budget). The run directory gets config.json,
-progress.csv, eval.csv, checkpoints/latest.npz and best.npz, and reward_curve.png.
+preset for the env's observations (``agents.dqn.PRESETS``: Atari's is the recipe README "The
+Atari recipe" explains, chosen for a 2-core CPU). The run directory gets config.json,
+progress.csv, eval.csv, health.csv, checkpoints/latest.npz and best.npz, and reward_curve.png.
 Ctrl+C or SIGTERM saves ``latest`` and exits; ``--resume RUN_DIR`` continues from it.
 A new run needs ``--run-dir`` missing or empty (``--overwrite`` replaces an earlier run there);
 evaluation episodes are cut at ``--max-eval-steps``, and a stop is honoured during them too.
@@ -29,9 +29,10 @@ RUN_PRESETS = {
     "vector": dict(steps=50_000, eval_every=5_000, eval_episodes=10, checkpoint_every=10_000),
     "discrete": dict(steps=10_000, eval_every=1_000, eval_episodes=10, checkpoint_every=5_000),
 }
-# Atari games train without sticky actions (ALE v5's default is 0.25): the default recipe learns
-# Pong within 3 hours on a 2-core CPU that way; README "Pong, learned" reports its evaluation
-# both with and without them. --env-kwargs '{"repeat_action_probability": 0.25}' trains with them.
+# Atari games train without sticky actions (ALE v5's default is 0.25), as the DQN paper and the
+# PyTorch reference run of README "The Atari recipe" did: fewer steps to learn Pong, which the
+# 2-core budget needs; the final network is evaluated both with and without them.
+# --env-kwargs '{"repeat_action_probability": 0.25}' trains with them.
 ATARI_TRAINING_ENV_KWARGS = {"repeat_action_probability": 0.0}
 CONFIG_FLAGS_SET_ELSEWHERE = {"seed"}  # --seed comes with the common flags
 RESUME_OVERRIDES = ("device", "threads")  # hyper-parameters a resumed run may change
