@@ -186,6 +186,8 @@ class DQN:
     (B, n_actions) Q-values).
     """
 
+    loss_name = "td_loss"  # what a TrainingRun logs the loss as (losses/td_loss)
+
     def __init__(self, env, q_network: nn.Module | None = None, **hyperparams):
         if not isinstance(env.action_space, spaces.Discrete):
             raise ValueError(f"DQN needs a Discrete action space, got {env.action_space}")

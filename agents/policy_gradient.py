@@ -97,6 +97,7 @@ class PolicyGradient(PolicyAgent):
 
     Config = PolicyGradientConfig
     PRESETS = PRESETS
+    loss_name = "policy_loss"  # what a TrainingRun logs the loss as (losses/policy_loss)
 
     def __init__(self, env, **hyperparams):
         super().__init__(env, **hyperparams)

@@ -4,7 +4,8 @@ A :class:`TrainingRun` owns the run directory's files and the loop's bookkeeping
 ``progress.csv`` (one row per finished episode), ``eval.csv`` (one row per evaluation),
 ``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic), ``health.csv`` (at every
 evaluation, for agents with a ``health()`` method: see :mod:`rlkit.health`), the progress bar and
-the Ctrl+C / SIGTERM flag. The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
+the Ctrl+C / SIGTERM flag, and (``tensorboard=True``) TensorBoard event files in ``tb/``
+(:class:`TensorBoard`). The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
 ``after_step`` evaluates and checkpoints on schedule and says when to stop. When a run starts
 (or resumes) at step S, its logs are cut back to the rows of steps <= S (those a checkpoint at
 S had seen) and temporary files of killed writes are removed.
@@ -19,8 +20,10 @@ they do not know (ALE) resume with a fresh episode instead; the agent says so in
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import math
+import sys
 import time
 from collections import deque
 from pathlib import Path
@@ -52,6 +55,8 @@ class Evaluation:
     """Episodes cut at ``max_steps``."""
     stopped: bool
     """A stop request ended the evaluation before all its episodes were played."""
+    lengths: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    """Steps of each episode in ``returns`` (``max_steps`` for a truncated one)."""
 
 
 def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
@@ -67,7 +72,7 @@ def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
     """
     check("episodes", episodes, integer(1))
     check("max_steps", max_steps, integer(1))
-    returns, truncated = [], 0
+    returns, lengths, truncated = [], [], 0
     reset_state = getattr(agent, "reset_state", None)
     if seed is not None and hasattr(agent, "seed_evaluation"):
         agent.seed_evaluation(seed)
@@ -75,19 +80,23 @@ def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
         obs, _ = env.reset(seed=seed if i == 0 else None)
         if reset_state is not None:
             reset_state()
-        total, done = 0.0, False
+        total, done, length = 0.0, False, 0
         for _ in range(max_steps):
             if should_stop is not None and should_stop():
-                return Evaluation(np.array(returns), truncated, stopped=True)
+                return Evaluation(np.array(returns), truncated, stopped=True,
+                                  lengths=np.array(lengths, dtype=np.int64))
             obs, reward, terminated, truncated_by_env, _ = env.step(agent.predict(obs, deterministic))
             total += float(reward)
+            length += 1
             done = terminated or truncated_by_env
             if done:
                 break
         if not done:
             truncated += 1
         returns.append(total)
-    return Evaluation(np.array(returns), truncated, stopped=False)
+        lengths.append(length)
+    return Evaluation(np.array(returns), truncated, stopped=False,
+                      lengths=np.array(lengths, dtype=np.int64))
 
 
 def evaluate(agent, env, episodes: int = 10, deterministic: bool = True,
@@ -130,13 +139,15 @@ class TrainingRun:
     save_replay: also write the agent's replay memory when checkpointing (agents that have one).
     stop_on_collapse: stop the run (checkpoint saved) when a health check finds a collapse;
         without it the run prints the warning and goes on.
+    tensorboard: also write what the CSVs hold as TensorBoard events to ``<run>/tb/``
+        (:class:`TensorBoard`; needs a run folder and tensorboardX).
     """
 
     def __init__(self, run_dir: RunDir | None, total_steps: int, *, eval_env=None,
                  eval_every: int = 0, eval_episodes: int = 5, checkpoint_every: int = 0,
                  max_eval_steps: int = MAX_EVAL_STEPS, seed: int | None = None,
                  save_replay: bool = False, progress: bool = True, window: int = 20,
-                 stop_on_collapse: bool = False):
+                 stop_on_collapse: bool = False, tensorboard: bool = False):
         check_schedule(total_steps, eval_every, eval_episodes, checkpoint_every, max_eval_steps)
         self.run_dir, self.total_steps = run_dir, total_steps
         self.eval_env, self.eval_every, self.eval_episodes = eval_env, eval_every, eval_episodes
@@ -157,6 +168,10 @@ class TrainingRun:
         self._rate_mark = (0, time.monotonic())
         self._last_step = 0
         self.steps_per_second = 0.0
+        self.tensorboard = tensorboard and run_dir is not None
+        if self.tensorboard:
+            TensorBoard.check_installed()
+        self._tb: TensorBoard | None = None
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> "TrainingRun":
@@ -173,6 +188,8 @@ class TrainingRun:
         self._rate_mark = (step, time.monotonic())
         self._last_step = step
         self.tidy(step)
+        if self.tensorboard and self._tb is None:
+            self._tb = TensorBoard(self.run_dir.path / "tb", step)
         self._bar = ProgressBar(self.total_steps, initial=step, enabled=self.show_progress)
 
     def tidy(self, step: int) -> None:
@@ -199,6 +216,9 @@ class TrainingRun:
         for log in self._logs.values():
             log.close()
         self._logs = {}
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
         return self._stop.__exit__(*exc)
 
     @property
@@ -235,6 +255,9 @@ class TrainingRun:
             "epsilon": round(epsilon, 5), "loss": self.last_loss,
             "steps_per_second": round(self.steps_per_second, 1),
             "wall_time": round(self.wall_time, 2)}, PROGRESS_FIELDS)
+        if self._tb is not None:
+            self._tb.scalars(step, {"charts/episodic_return": episode_return,
+                                    "charts/episodic_length": length})
 
     def after_step(self, agent, step: int, epsilon: float = float("nan"), callback=None) -> bool:
         """Advance the bar; evaluate and checkpoint when ``step`` has crossed their schedule
@@ -244,6 +267,11 @@ class TrainingRun:
         if now - self._rate_mark[1] >= 2.0:
             self.steps_per_second = (step - self._rate_mark[0]) / (now - self._rate_mark[1])
             self._rate_mark = (step, now)
+            if self._tb is not None:  # every 2 s, as the rate: a handful of events a minute
+                self._tb.scalars(step, {
+                    "charts/SPS": self.steps_per_second, "charts/epsilon": epsilon,
+                    "charts/learning_rate": getattr(getattr(agent, "optimizer", None), "lr", None),
+                    f"losses/{getattr(agent, 'loss_name', 'loss')}": self.last_loss})
         if self._bar is not None:
             mean = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
             self._bar.update(step, eps=epsilon, ret=mean, loss=self.last_loss,
@@ -279,11 +307,16 @@ class TrainingRun:
                                "std_return": float(result.returns.std()),
                                "episodes": len(result.returns), "truncated": result.truncated},
                   EVAL_FIELDS)
+        if self._tb is not None:
+            self._tb.scalars(step, {"eval/mean_return": mean, "eval/std_return": float(result.returns.std()),
+                                    "eval/truncated": result.truncated})
         if mean > self.best_eval:
             self.best_eval = mean
             if self.run_dir is not None:
                 agent.save(self.run_dir.checkpoints / "best.npz")
         self.check_health(agent, step)
+        if self._tb is not None:  # on disk at every evaluation, not only every 30 s
+            self._tb.flush()
         return mean
 
     def check_health(self, agent, step: int) -> list:
@@ -296,6 +329,8 @@ class TrainingRun:
         active = [value for name, value in row.items() if name.startswith("active_")]
         self.first_layer_active = active[0] if active else float("nan")
         self._log("health.csv", {"step": step, **row})  # its columns depend on the network
+        if self._tb is not None:
+            self._tb.scalars(step, {f"health/{name}": value for name, value in row.items()})
         if warnings:
             action = "stopping (--stop-on-collapse)" if self.stop_on_collapse else "training goes on"
             self._say(f"warning: step {step:,}: the network collapsed: {'; '.join(warnings)}; {action}")
@@ -307,9 +342,62 @@ class TrainingRun:
         if self.run_dir is None:
             return None
         path = self.run_dir.checkpoints / "latest.npz"
+        if self._tb is not None:
+            self._tb.flush()
         agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval},
                    replay_path=self.run_dir.checkpoints / "replay.npz" if self.save_replay else None)
         return path
+
+
+class TensorBoard:
+    """TensorBoard event files of a run (through tensorboardX: no TensorFlow, no PyTorch), named
+    as CleanRL names them: ``charts/episodic_return``, ``charts/episodic_length``,
+    ``charts/SPS``, ``charts/epsilon``, ``charts/learning_rate`` (its optimiser's ``lr``),
+    ``losses/<the agent's loss_name>`` (``loss`` when it names none),
+    ``eval/mean_return``, ``eval/std_return``, ``eval/truncated``, ``health/<health.csv column>``.
+
+    A session that resumes at step S starts its file with TensorBoard's purge marker at S, so
+    the events an earlier session wrote after its last checkpoint are hidden, as ``tidy`` cuts
+    the CSVs back. NaN values (no loss yet, no epsilon) are not written.
+    """
+
+    INSTALL = ("TensorBoard logging needs tensorboardX (pip install tensorboardX); or turn it off "
+               "(tensorboard=False, --no-tensorboard)")
+
+    @classmethod
+    def check_installed(cls) -> None:
+        """ImportError (saying what to install) unless tensorboardX can be imported; cheap: the
+        import itself waits for the first writer."""
+        if importlib.util.find_spec("tensorboardX") is None:
+            raise ImportError(cls.INSTALL)
+
+    def __init__(self, folder: Path, step: int = 0):
+        # tensorboardX imports PyTorch whenever it is installed (2+ s, and rlkit runs without
+        # it): hide it during the import, unless this process has imported it already.
+        hide = "torch" not in sys.modules
+        if hide:
+            sys.modules["torch"] = None  # `import torch` raises ImportError
+        try:
+            from tensorboardX import SummaryWriter
+        finally:
+            if hide:
+                del sys.modules["torch"]
+        self.writer = SummaryWriter(str(folder), purge_step=step if step > 0 else None, flush_secs=30)
+
+    def scalars(self, step: int, values: dict) -> None:
+        for tag, value in values.items():
+            try:
+                value = float(value)
+            except (TypeError, ValueError):  # not a number: nothing to plot
+                continue
+            if math.isfinite(value):
+                self.writer.add_scalar(tag, value, step)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
 
 
 def _crossed(previous: int, step: int, every: int) -> bool:

@@ -62,6 +62,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
                              "them under 'truncated'); default %(default)s")
     parser.add_argument("--checkpoint-every", type=int, help="steps between 'latest' checkpoints")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--no-tensorboard", action="store_true",
+                        help="write no TensorBoard events (default: <run>/tb/, beside the CSVs)")
     parser.add_argument("--env-kwargs", type=json_object, default=None, metavar="JSON",
                         help="extra keyword arguments for envs.make, e.g. "
                              '\'{"max_num_frames_per_episode": 20000}\'')
@@ -120,11 +122,15 @@ def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: 
     """Train ``agent`` to ``args.steps`` in ``run`` (evaluation and checkpoint schedules from
     ``args``), draw the reward curve and print where it stopped. Returns the TrainingRun."""
     print(f"run directory: {run.path}  ({title}, {agent.steps:,} of {args.steps:,} steps done)")
-    training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=args.eval_every,
-                           eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
-                           max_eval_steps=args.max_eval_steps, seed=args.seed,
-                           save_replay=save_replay, progress=not args.no_progress,
-                           stop_on_collapse=getattr(args, "stop_on_collapse", False))
+    try:
+        training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=args.eval_every,
+                               eval_episodes=args.eval_episodes, checkpoint_every=args.checkpoint_every,
+                               max_eval_steps=args.max_eval_steps, seed=args.seed,
+                               save_replay=save_replay, progress=not args.no_progress,
+                               stop_on_collapse=getattr(args, "stop_on_collapse", False),
+                               tensorboard=not getattr(args, "no_tensorboard", False))
+    except ImportError as e:  # tensorboardX missing
+        fail(e)
     try:
         agent.learn(args.steps, run=training)
     except KeyboardInterrupt:  # a second Ctrl+C while the first one's checkpoint was written

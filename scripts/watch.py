@@ -23,33 +23,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import zipfile
-from pathlib import Path
 
 import numpy as np
 
-from _tabular import action_names, fail, make_env
+from _agents import checkpoint_header, env_name, load_agent, locate, run_env
+from _tabular import action_names, fail
 
 import envs
 from agents.actor_critic import ActorCritic
 from agents.dqn import DQN
-from agents.planning import PolicyIteration, ValueIteration
 from agents.policy_gradient import PolicyGradient
-from agents.ppo import PPO
 from agents.q_learning import QLearning
 from envs.atari import UPDOWN_ACTIONS
-from rlkit.runs import read_json
 from rlkit.viewer import PanelInfo, Viewer
 
-AGENT_CLASSES = {cls.__name__: cls for cls in (QLearning, ValueIteration, PolicyIteration, DQN,
-                                                PolicyGradient, ActorCritic, PPO)}
-# Where a run directory keeps the agent, in order of preference.
-CHECKPOINTS = ("checkpoints/best.npz", "checkpoints/latest.npz", "agent.npz")
-# Where a results folder (config.json, CSVs, figures and the network; no checkpoints/) keeps
-# it: a DQN's weights-only file, or a policy-gradient agent's checkpoint; failing both, the one
-# agent .npz at the folder's top level.
-NETWORK_FILES = ("q_network.npz", "policy.npz")
-ENV_FLAGS = ("living_reward", "slip", "env_kwargs")  # what a run's config.json may say of its env
 ATARI_FPS = 15  # ALE runs at 60 frames/s and an agent step is 4 frames: real time
 
 
@@ -78,72 +65,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.episodes < 1 or (args.max_steps is not None and args.max_steps < 1):
         fail("--episodes and --max-steps must be at least 1")
     return args
-
-
-# ---- finding and loading the agent ----------------------------------------------------------
-
-def is_agent_file(path: Path) -> bool:
-    """Whether `path` is an .npz with an rlkit checkpoint header (reads the zip's index only)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return "meta" in data.files
-    except (OSError, ValueError, zipfile.BadZipFile):
-        return False
-
-
-def locate(source: str) -> tuple[Path, dict]:
-    """The checkpoint a source names, and the config.json of its run ({} if none is found).
-
-    A folder: a run's checkpoint (`CHECKPOINTS`), else a results folder's network file
-    (`NETWORK_FILES`, else its one agent .npz); neither is one error line.
-    """
-    path = Path(source)
-    if path.is_dir():
-        found = [path / name for name in CHECKPOINTS + NETWORK_FILES if (path / name).is_file()]
-        if not found:
-            found = sorted(p for p in path.glob("*.npz") if is_agent_file(p))
-            if len(found) > 1:
-                fail(f"{path} holds several agent files ({', '.join(p.name for p in found)}): "
-                     f"pass the one to watch")
-        if not found:
-            fail(f"{path} holds no agent: expected a run's checkpoint ({', '.join(CHECKPOINTS)}) "
-                 f"or a results folder's network file ({', '.join(NETWORK_FILES)} or another "
-                 f"agent .npz)")
-        checkpoint, folders = found[0], [path]
-    elif path.is_file():
-        checkpoint, folders = path, [path.parent, path.parent.parent]  # run/agent.npz, run/checkpoints/x.npz
-    else:
-        fail(f"{path}: no such run directory or checkpoint")
-    for folder in folders:
-        if (folder / "config.json").is_file():
-            try:
-                return checkpoint, read_json(folder / "config.json")
-            except ValueError as e:
-                fail(e)
-    return checkpoint, {}
-
-
-def checkpoint_header(path: Path) -> dict:
-    """The JSON header of an rlkit checkpoint (reads only that entry of the .npz)."""
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            return json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        fail(f"{path}: not an rlkit agent checkpoint (an .npz with a JSON header 'meta')")
-
-
-def load_agent(checkpoint: Path, header: dict, env):
-    """The agent in `checkpoint`, of the class its header names, checked against `env`."""
-    name = header.get("agent")
-    cls = AGENT_CLASSES.get(name)
-    if cls is None:
-        fail(f"{checkpoint} holds a {name} agent; watch.py shows {', '.join(AGENT_CLASSES)}")
-    try:
-        return cls.load(checkpoint, env=env)
-    except ValueError as e:
-        fail(e)
-    except KeyError as e:  # the arrays do not fit the network the header describes
-        fail(f"{checkpoint}: {e.args[0] if e.args else e}")
 
 
 # ---- what the agent thinks -----------------------------------------------------------------
@@ -250,22 +171,10 @@ def main(argv=None) -> dict:
     if args.source:
         checkpoint, config = locate(args.source)
         header = checkpoint_header(checkpoint)
-    name = args.env or config.get("env") or header.get("env", {}).get("id")
-    if not name:
-        fail(f"{args.source}: no config.json and no env in the checkpoint; give --env")
+    name = env_name(args.source, args.env, config, header)
     if args.play and envs.atari_game(name) != "pong":
         fail(f"--play is for Pong (arrow keys against the built-in player), not {name}")
-    # the run's env settings (Gridworld's living reward, --env-kwargs) apply to its own env only
-    flags = {k: config.get(k) if name == config.get("env") else None for k in ENV_FLAGS}
-    if name == config.get("env") and str(config.get("script", "")).startswith("pg-"):
-        # train_pg.py chose the env's input from the policy kind (Pong: the book's or frames)
-        from train_pg import env_kwargs as pg_env_kwargs  # here: it imports matplotlib
-        run_flags = {"living_reward": None, "slip": None, "policy": None, "algo": "reinforce",
-                     "env_kwargs": None, **config}
-        flags = {"living_reward": None, "slip": None,
-                 "env_kwargs": pg_env_kwargs(argparse.Namespace(**run_flags))}
-    flags["env_kwargs"] = {**(flags["env_kwargs"] or {}), **(args.env_kwargs or {}), "render_mode": "rgb_array"}
-    env = make_env(argparse.Namespace(env=name, **flags))
+    env = run_env(name, config, {**(args.env_kwargs or {}), "render_mode": "rgb_array"})
     if args.source:
         agent = load_agent(checkpoint, header, env)
     title = "you" if args.play else "random agent" if agent is None else type(agent).__name__
