@@ -1,5 +1,4 @@
 """scripts/compare.py: RoomExit end to end in under a minute, learners-only worlds, the judge."""
-import importlib
 import json
 import time
 from pathlib import Path
@@ -15,10 +14,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def compare(monkeypatch):
-    """scripts/compare.py as a module (its folder on sys.path, as when run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    return importlib.import_module("compare")
+def compare(script):
+    """scripts/compare.py as a module (conftest's ``script`` puts its folder on sys.path)."""
+    return script("compare")
 
 
 def test_room_exit_in_under_a_minute_every_agent_optimal(compare, tmp_path, capsys):

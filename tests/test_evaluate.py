@@ -1,5 +1,4 @@
 """scripts/evaluate.py: seeded, reproducible scores of a trained agent; one error line otherwise."""
-import importlib
 import json
 import os
 import re
@@ -21,10 +20,9 @@ ENVIRON = {**os.environ, "SDL_VIDEODRIVER": "dummy", "SDL_AUDIODRIVER": "dummy",
 
 
 @pytest.fixture
-def evaluate(monkeypatch):
-    """scripts/evaluate.py as a module (its folder on sys.path, as when run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    return importlib.import_module("evaluate")
+def evaluate(script):
+    """scripts/evaluate.py as a module (conftest's ``script`` puts its folder on sys.path)."""
+    return script("evaluate")
 
 
 @pytest.fixture(scope="module")

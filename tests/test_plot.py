@@ -1,5 +1,4 @@
 """scripts/plot.py and rlkit.plotting's learning curves: PNG size, seed groups, one-line errors."""
-import importlib
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +13,9 @@ DQN_COLUMNS = "step,episode,return,length,epsilon,loss,steps_per_second,wall_tim
 
 
 @pytest.fixture
-def plot(monkeypatch):
-    """scripts/plot.py as a module (its folder on sys.path, as when run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    return importlib.import_module("plot")
+def plot(script):
+    """scripts/plot.py as a module (conftest's ``script`` puts its folder on sys.path)."""
+    return script("plot")
 
 
 def make_run(folder: Path, config: dict | None = None, rows: int = 50, seed: int = 0,

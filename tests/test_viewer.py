@@ -1,5 +1,4 @@
 """rlkit.viewer and scripts/watch.py, headless: videos read back with OpenCV, keys, errors."""
-import importlib
 from pathlib import Path
 
 import cv2
@@ -17,10 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def watch(monkeypatch):
-    """scripts/watch.py as a module (its folder on sys.path, as when run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    return importlib.import_module("watch")
+def watch(script):
+    """scripts/watch.py as a module (conftest's ``script`` puts its folder on sys.path)."""
+    return script("watch")
 
 
 def read_video(path) -> tuple[int, tuple[int, int]]:

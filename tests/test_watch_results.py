@@ -1,6 +1,5 @@
 """scripts/watch.py on results folders: config.json plus a network file, no checkpoints/."""
 import dataclasses
-import importlib
 import os
 import re
 import subprocess
@@ -18,10 +17,9 @@ ENV_KWARGS = {"max_episode_steps": 9}  # the run's env settings: watch must rebu
 
 
 @pytest.fixture
-def watch(monkeypatch):
-    """scripts/watch.py as a module (its folder on sys.path, as when run)."""
-    monkeypatch.syspath_prepend(str(ROOT / "scripts"))
-    return importlib.import_module("watch")
+def watch(script):
+    """scripts/watch.py as a module (conftest's ``script`` puts its folder on sys.path)."""
+    return script("watch")
 
 
 @pytest.fixture(scope="module")
