@@ -10,31 +10,39 @@ of the leaves (tensors created by the user with ``requires_grad=True``).
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
 from rlkit.backend import device_of, get_array_module, to_device, to_numpy
 
-_grad_enabled = True
+
+class _GradMode(threading.local):
+    """Whether ops record the graph, per thread: a no_grad forward on one thread (DQN's
+    targets) must not stop the graph that another thread is recording at the same time."""
+
+    enabled = True
+
+
+_grad_mode = _GradMode()
 
 
 class no_grad(contextlib.ContextDecorator):
-    """Context manager (and decorator) that stops recording the graph: for acting and targets."""
+    """Context manager (and decorator) that stops recording the graph on this thread: for
+    acting and targets."""
 
     def __enter__(self):
-        global _grad_enabled
-        self._previous, _grad_enabled = _grad_enabled, False
+        self._previous, _grad_mode.enabled = _grad_mode.enabled, False
         return self
 
     def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
+        _grad_mode.enabled = self._previous
         return False
 
 
 def is_grad_enabled() -> bool:
-    """Whether ops are currently recording the graph."""
-    return _grad_enabled
+    """Whether ops on this thread are currently recording the graph."""
+    return _grad_mode.enabled
 
 
 class Function:
@@ -60,7 +68,7 @@ class Function:
     def __call__(self, *inputs: "Tensor"):
         # plain loops: this runs for every op, and generator expressions cost more here
         record = False
-        if _grad_enabled:
+        if _grad_mode.enabled:
             for t in inputs:
                 if t.requires_grad:
                     record = True

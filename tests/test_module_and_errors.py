@@ -80,6 +80,30 @@ def test_no_grad_records_nothing_and_detach_cuts_the_graph():
     np.testing.assert_array_equal(w.grad, [3, 3, 3])
 
 
+def test_no_grad_on_one_thread_leaves_another_thread_recording():
+    # DQN-style overlap: targets under no_grad on a worker while the main thread records
+    import threading
+    inside, release = threading.Event(), threading.Event()
+    w = Tensor(np.ones(3), requires_grad=True)
+    seen = {}
+
+    def worker():
+        with no_grad():
+            inside.set()
+            release.wait(5)
+            seen["worker"] = (w * 2).requires_grad
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    assert inside.wait(5)
+    recorded = w * 3
+    release.set()
+    thread.join(5)
+    assert recorded.requires_grad and seen["worker"] is False
+    recorded.sum().backward()
+    np.testing.assert_array_equal(w.grad, [3, 3, 3])
+
+
 def test_gradients_accumulate_across_backward_calls():
     w = Tensor(np.array([1.0, 2.0]), requires_grad=True)
     (w * w).sum().backward()

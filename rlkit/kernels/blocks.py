@@ -65,7 +65,7 @@ def block_weight(weight, stride, factors):
     return get_array_module(weight).ascontiguousarray(split).reshape(mh * mw * o, c * sh * sw)
 
 
-@numba.njit(cache=True, boundscheck=False)
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def _shift_add_numba(y, out):
     mh, mw = y.shape[0], y.shape[1]
     n_batch, channels, oh, ow = out.shape

@@ -51,7 +51,7 @@ def im2col(x, kernel, stride, padding, fill=0.0):
     return xp.ascontiguousarray(windows).reshape(c * kh * kw, n * oh * ow)
 
 
-@numba.njit(cache=True, boundscheck=False)
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def _col2im_numba(cols, kh, kw, sh, sw, ph, pw, oh, ow, out):
     n_batch, channels, height, width = out.shape
     for c in range(channels):

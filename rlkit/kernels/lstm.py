@@ -20,7 +20,7 @@ import numpy as np
 from rlkit.backend import get_array_module
 
 
-@numba.njit(cache=True, boundscheck=False, error_model="numpy")
+@numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
 def _backward_numba(dh, dc, act, c_prev, tanh_c, dz):
     n, four_h = act.shape
     hidden = four_h // 4
@@ -37,7 +37,7 @@ def _backward_numba(dh, dc, act, c_prev, tanh_c, dz):
             dc[r, k] = d_c * f  # becomes the gradient of the previous cell state
 
 
-@numba.njit(cache=True, boundscheck=False)
+@numba.njit(cache=True, nogil=True, boundscheck=False)
 def _cell_numba(act, c_prev, c):
     n, four_h = act.shape
     hidden = four_h // 4
