@@ -26,7 +26,10 @@ back-propagation through time is truncated at n_steps.
 Continuous (Box) actions: the policy is a diagonal Gaussian (``DiagGaussian``); its draws are
 clipped to the bounds when given to the env, and the update uses the unclipped draw.
 
-Checkpoints are taken between updates; a resumed run restarts all N episodes.
+Checkpoints are taken between updates. On classic control and toy-text envs (Gymnasium's sync
+vector env) a checkpoint holds the N episodes in progress too (``_rollout_state``), so N steps
+plus a resumed N give the weights of 2N in one go; elsewhere (Atari) and for a recurrent policy
+the resumed run restarts its episodes.
 """
 from __future__ import annotations
 
@@ -220,7 +223,8 @@ class ActorCritic(PolicyAgent):
         return np.clip(rewards / np.sqrt(self.return_rms.var + 1e-8), -10.0, 10.0)
 
     def _extra_state(self) -> tuple[dict, dict]:
-        """The normalisation statistics (when on): saved with every checkpoint."""
+        """The normalisation statistics (when on) and the episodes in progress
+        (``_rollout_state``): saved with every checkpoint."""
         arrays = {}
         for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
             if rms is not None:
@@ -228,7 +232,8 @@ class ActorCritic(PolicyAgent):
                                f"{name}_count": np.asarray(rms.count, np.float64)})
         if self.return_rms is not None:
             arrays["discounted_returns"] = self._discounted
-        return {}, arrays
+        rollout_meta, rollout_arrays = self._rollout_state()
+        return rollout_meta, {**arrays, **rollout_arrays}
 
     def _restore_extra(self, meta: dict, arrays: dict) -> None:
         for name, rms in (("obs_rms", self.obs_rms), ("return_rms", self.return_rms)):
@@ -242,13 +247,14 @@ class ActorCritic(PolicyAgent):
             rms.count = float(arrays[f"{name}_count"])
         if self.return_rms is not None and len(arrays["discounted_returns"]) == self.n_envs:
             self._discounted = np.array(arrays["discounted_returns"], np.float64)
+        self._restore_rollout(meta, arrays)
 
     def _rollout_state(self) -> tuple[dict, dict]:
         """(JSON values, arrays) with which a resumed run continues the N episodes in progress
         instead of restarting them: every sub-env's state (``env_snapshot``: classic control and
         toy text in Gymnasium's sync vector env) and the agent's view of them. Empty, so that a
         resume restarts the episodes, for other envs and for a recurrent policy (its LSTM state
-        is not saved). PPO saves it with every checkpoint; A2C does not (yet)."""
+        is not saved). Saved with every checkpoint of A2C and PPO."""
         sub_envs = getattr(self.env, "envs", None)
         if (self._obs is None or sub_envs is None or self.config.recurrent
                 or not hasattr(self.env, "_autoreset_envs")):

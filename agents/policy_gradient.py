@@ -20,8 +20,11 @@ A recurrent policy (``recurrent=True``) carries its LSTM state through the episo
 acting, and is trained by replaying the episode from a zero state, back-propagating through
 at most ``bptt_steps`` steps (the state is passed on between chunks, its gradient is not).
 
-Checkpoints are taken between steps: they keep the gradient accumulated over the unfinished
-batch, but not the episode in progress, which a resumed run starts afresh.
+Checkpoints are taken between steps and keep the gradient accumulated over the unfinished
+batch. On toy-text and classic-control worlds they keep the episode in progress too (its steps
+so far and the env's state and generator), so N steps plus a resumed N give the weights of 2N
+in one go; elsewhere (Atari) and for a recurrent policy (its LSTM state is not saved) a resumed
+run starts a fresh episode.
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ import numpy as np
 
 from agents.policy_base import PolicyAgent, PolicyConfig
 from agents.policy_networks import detach_state
-from agents.training_run import TrainingRun
+from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit.backend import to_device, to_numpy
 from rlkit.checks import FLAG, integer, optional
 
@@ -173,12 +176,47 @@ class PolicyGradient(PolicyAgent):
 
     # ------------------------------------------------------------------ checkpoints
     def _extra_state(self) -> tuple[dict, dict]:
-        arrays = {}
+        meta, arrays = {"episodes_in_batch": self.episodes_in_batch}, {}
         if self.episodes_in_batch:
             arrays["grad_accumulator"] = to_numpy(self.optimizer.flat_grad).copy()
-        return {"episodes_in_batch": self.episodes_in_batch}, arrays
+        episode_meta, episode_arrays = self._episode_state()
+        return {**meta, **episode_meta}, {**arrays, **episode_arrays}
 
     def _restore_extra(self, meta: dict, arrays: dict) -> None:
         self.episodes_in_batch = int(meta["episodes_in_batch"])
         if self.episodes_in_batch:
             self.optimizer.flat_grad[...] = to_device(arrays["grad_accumulator"], self.device)
+        self._restore_episode(meta, arrays)
+
+    def _episode_state(self) -> tuple[dict, dict]:
+        """(JSON values, arrays) with which a resumed run goes on exactly where this one is:
+        the env's state and generator (``env_snapshot``) and the episode in progress, if any.
+        Empty (a resume then starts a fresh episode) before the first reset, for envs
+        ``env_snapshot`` does not know (ALE) and for a recurrent policy (its LSTM state is not
+        saved)."""
+        if self._fresh_env or self.config.recurrent:
+            return {}, {}
+        snapshot = env_snapshot(self.env)
+        if snapshot is None:
+            return {}, {}
+        if self._episode is None:  # between episodes: the next reset draws from the env's generator
+            return {"episode": {"env": snapshot, "in_progress": False}}, {}
+        observations, actions, rewards = self._episode
+        shape, dtype = self.observation_space.shape, self.observation_space.dtype
+        return ({"episode": {"env": snapshot, "in_progress": True, "actions": actions,
+                             "rewards": rewards}},
+                {"episode_obs": np.asarray(observations, dtype).reshape((-1,) + shape),
+                 "episode_next_obs": np.asarray(self._obs)})
+
+    def _restore_episode(self, meta: dict, arrays: dict) -> None:
+        """Undo ``_episode_state`` on this agent's env (nothing without one to learn from)."""
+        saved = meta.get("episode")
+        if not saved or not hasattr(self.env, "step"):
+            return
+        self.env.reset()  # an env must have been reset once before its state is restored
+        env_restore(self.env, saved["env"])
+        self._fresh_env = False
+        if saved["in_progress"]:
+            self._episode = (list(arrays["episode_obs"]), list(saved["actions"]),
+                             list(saved["rewards"]))
+            self._obs, self._state = arrays["episode_next_obs"], None

@@ -257,12 +257,3 @@ class PPO(ActorCritic):
         real = np.flatnonzero(rollout["valid"][rows].reshape(-1))
         real = get_array_module(log_prob.data).asarray(real)  # index on the network's device
         return log_prob[real], dist.entropy()[real], values[real]
-
-    # ------------------------------------------------------------------ checkpoints
-    def _extra_state(self) -> tuple[dict, dict]:
-        (meta, arrays), (rollout_meta, rollout_arrays) = super()._extra_state(), self._rollout_state()
-        return {**meta, **rollout_meta}, {**arrays, **rollout_arrays}
-
-    def _restore_extra(self, meta: dict, arrays: dict) -> None:
-        super()._restore_extra(meta, arrays)
-        self._restore_rollout(meta, arrays)

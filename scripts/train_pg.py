@@ -18,7 +18,8 @@ lr 1e-4, gamma 0.99); a CNN policy (``--policy cnn``, A2C's and PPO's default) g
 frames.
 The run directory gets config.json, progress.csv (one row per episode), eval.csv,
 checkpoints/latest.npz and best.npz, and reward_curve.png. Ctrl+C or SIGTERM saves ``latest``
-and exits; ``--resume RUN_DIR`` continues from it (the episodes in progress start afresh).
+and exits; ``--resume RUN_DIR`` continues from it (on classic-control and toy-text worlds
+exactly, the episodes in progress included; Pong's episodes start afresh).
 A new run needs ``--run-dir`` missing or empty (``--overwrite`` replaces an earlier run there);
 evaluation episodes are cut at ``--max-eval-steps``, and a stop is honoured during them too.
 """
