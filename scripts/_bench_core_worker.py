@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 BATCH = 32
+PPO_MINIBATCH = 256
 N_ACTIONS = 6
 GAMMA = 0.99
 LSTM_SHAPE = dict(batch=32, steps=32, input=64, hidden=128)
@@ -72,6 +73,15 @@ class RlkitSide:
     def clip_grad_norm(self, optimizer, parameters, max_norm: float):
         optimizer.clip_grad_norm(max_norm)
 
+    def log_softmax(self, x, dim: int):
+        return x.log_softmax(axis=dim)
+
+    def clip(self, x, low: float, high: float):
+        return x.clip(low, high)
+
+    def maximum(self, a, b):
+        return self.module.maximum(a, b)
+
     def info(self) -> dict:
         import numba
         return {"rlkit": _git_commit(), "numpy": np.__version__, "numba": numba.__version__,
@@ -111,6 +121,15 @@ class TorchSide:
 
     def clip_grad_norm(self, optimizer, parameters, max_norm: float):
         self.nn.utils.clip_grad_norm_(parameters, max_norm)
+
+    def log_softmax(self, x, dim: int):
+        return x.log_softmax(dim=dim)
+
+    def clip(self, x, low: float, high: float):
+        return x.clamp(low, high)
+
+    def maximum(self, a, b):
+        return self.module.maximum(a, b)
 
     def info(self) -> dict:
         torch = self.module
@@ -214,6 +233,48 @@ def dqn_recipe_update(fw, rng):
     return dqn_agent_update(fw, rng, network=small_dueling_cnn, adam_eps=1.5e-4)
 
 
+def ppo_atari_minibatch(fw, rng):
+    """One PPO minibatch step of agents/ppo.py's Atari preset (CleanRL's ppo_atari: 8 envs x 128
+    steps in 4 minibatches = 256 frames): Nature-CNN trunk with a 6-way policy and a value head,
+    uint8 frames scaled to [0, 1], clipped surrogate (eps 0.1), clipped value loss, entropy
+    bonus 0.01, gradient norm clipped to 0.5, Adam (eps 1e-5)."""
+    nn = fw.nn
+
+    class ActorCritic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            cnn = nature_cnn(fw)  # its layers up to and including the 512-unit ReLU
+            self.trunk = nn.Sequential(*[cnn[i] for i in range(len(cnn) - 1)])
+            self.policy, self.value = nn.Linear(512, N_ACTIONS), nn.Linear(512, 1)
+
+        def forward(self, x):
+            h = self.trunk(x)
+            return self.policy(h), self.value(h).reshape(-1)
+
+    net = ActorCritic()
+    opt = fw.optim.Adam(net.parameters(), lr=2.5e-4, eps=1e-5)
+    frames = rng.integers(0, 256, (PPO_MINIBATCH, 4, 84, 84), dtype=np.uint8)
+    actions = fw.index(rng.integers(0, N_ACTIONS, (PPO_MINIBATCH, 1)))
+    old_log_prob, advantages, returns, old_values = (
+        fw.tensor(a.astype(np.float32)) for a in (rng.normal(-1.8, 0.1, PPO_MINIBATCH),
+                                                   *rng.standard_normal((3, PPO_MINIBATCH))))
+
+    def step():
+        logits, values = net(fw.tensor(frames.astype(np.float32) / np.float32(255)))
+        log_p = fw.log_softmax(logits, 1)
+        ratio = (log_p.gather(1, actions).reshape(-1) - old_log_prob).exp()
+        policy_loss = fw.maximum(ratio * -advantages, fw.clip(ratio, 0.9, 1.1) * -advantages).mean()
+        clipped = old_values + fw.clip(values - old_values, -0.1, 0.1)
+        value_loss = fw.maximum((values - returns) ** 2, (clipped - returns) ** 2).mean() * 0.5
+        entropy = -(log_p.exp() * log_p).sum(1).mean()
+        loss = policy_loss + 0.5 * value_loss - 0.01 * entropy
+        opt.zero_grad()
+        loss.backward()
+        fw.clip_grad_norm(opt, net.parameters(), 0.5)
+        opt.step()
+    return step
+
+
 def cnn_forward_b1(fw, rng):
     """Acting: one (1, 4, 84, 84) observation through the Nature CNN, no graph."""
     net = nature_cnn(fw)
@@ -259,7 +320,7 @@ def lstm_fwd_bwd(fw, rng):
 
 
 CASES = {f.__name__: f for f in (dqn_train_step, dqn_agent_update, dqn_recipe_update,
-                                  cnn_forward_b1, mlp_train_step, lstm_fwd_bwd)}
+                                  ppo_atari_minibatch, cnn_forward_b1, mlp_train_step, lstm_fwd_bwd)}
 
 # multiply-adds per sample of each Nature-CNN layer: output elements x fan-in
 NATURE_CNN_MACS = (32 * 20 * 20 * 4 * 8 * 8, 64 * 9 * 9 * 32 * 4 * 4, 64 * 7 * 7 * 64 * 3 * 3,
@@ -283,6 +344,9 @@ def case_flops(case: str) -> int:
         layers = NATURE_CNN_MACS if case == "dqn_agent_update" else SMALL_DUELING_MACS
         forward = sum(layers)
         macs = BATCH * (2 * forward + 3 * forward - layers[0])  # + online fwd on s'
+    elif case == "ppo_atari_minibatch":
+        trunk = sum(NATURE_CNN_MACS[:4]) + 512 * (N_ACTIONS + 1)
+        macs = PPO_MINIBATCH * (3 * trunk - NATURE_CNN_MACS[0])
     elif case == "cnn_forward_b1":
         macs = sum(NATURE_CNN_MACS)
     elif case == "mlp_train_step":
@@ -344,6 +408,79 @@ def profile_case(fw, case: str, seconds: float = 3.0, top: int = 25) -> None:
     pstats.Stats(profiler).sort_stats("cumulative").print_stats(top)
 
 
+def gemm_ceiling(fw, size: int = 1024, repeats: int = 7) -> float:
+    """GFLOP/s of this framework's float32 ``size``^3 matrix product with the process's
+    threads (the best of ``repeats`` timed products): what a case's GEMM work could reach."""
+    rng = np.random.default_rng(0)
+    a, b = (fw.tensor(rng.random((size, size), np.float32)) for _ in range(2))
+    product = (lambda: a.data @ b.data) if fw.name == "rlkit" else (lambda: a @ b)
+    product()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        product()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size ** 3 / best / 1e9
+
+
+def breakdown_case(fw, case: str, calls: int = 40) -> dict:
+    """Where rlkit's time goes in ``case``: milliseconds per call in each op's forward and
+    backward (by Function class), the optimiser step, and the rest (sampling-free Python,
+    data conversion, allocation), measured by wrapping those methods with timers.
+    The timers cost a few microseconds per op; the total is timed with them in place."""
+    import collections
+
+    from rlkit import optim, tensor
+    spent = collections.Counter()
+
+    def timed(label, method):
+        def wrapper(*args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return method(*args, **kwargs)
+            finally:
+                spent[label(args[0])] += time.perf_counter() - t0
+        return wrapper
+
+    step = CASES[case](fw, np.random.default_rng(0))
+    for _ in range(5):
+        step()
+    call = tensor.Function.__call__
+    tensor.Function.__call__ = timed(lambda op: f"forward {type(op).__name__}", call)
+    backwards = _own_methods(tensor.Function, "backward")
+    for cls, method in backwards.items():
+        cls.backward = timed(lambda op: f"backward {type(op).__name__}", method)
+    steps = _own_methods(optim.Optimizer, "step")
+    for cls, method in steps.items():
+        cls.step = timed(lambda _: "optimiser step", method)
+    try:
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            step()
+        total = (time.perf_counter() - t0) / calls * 1e3
+    finally:
+        tensor.Function.__call__ = call
+        for cls, method in backwards.items():
+            cls.backward = method
+        for cls, method in steps.items():
+            cls.step = method
+    rows = {label: seconds / calls * 1e3 for label, seconds in spent.most_common()}
+    rows["other"] = total - sum(rows.values())
+    return {"case": case, "total_ms": total, "ms": {k: round(v, 3) for k, v in rows.items()}}
+
+
+def _own_methods(base, name: str) -> dict:
+    """{class: its own ``name`` method} for ``base`` and its subclasses that define one
+    (wrapping an inherited method as well would time it twice)."""
+    found, stack = {}, [base]
+    while stack:
+        cls = stack.pop()
+        if name in cls.__dict__:
+            found[cls] = cls.__dict__[name]
+        stack.extend(cls.__subclasses__())
+    return found
+
+
 # ------------------------------------------------------------------------- environment facts
 def _git_commit() -> str | None:
     import subprocess
@@ -382,10 +519,15 @@ def main(argv=None) -> None:
     p.add_argument("--warmup", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile", choices=sorted(CASES), help="profile this case instead of timing")
+    p.add_argument("--breakdown", choices=sorted(CASES),
+                   help="rlkit only: print per-op milliseconds of this case as JSON instead of timing")
     args = p.parse_args(argv)
     fw = SIDES[args.framework](args.threads)
     if args.profile:
         profile_case(fw, args.profile)
+        return
+    if args.breakdown:
+        print(json.dumps(breakdown_case(fw, args.breakdown)))
         return
     fw.module.manual_seed(args.seed)  # weight initialisation (rlkit.manual_seed, torch.manual_seed)
     results = {}
@@ -395,7 +537,7 @@ def main(argv=None) -> None:
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                                            "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE")}
     print(json.dumps({"framework": fw.name, "cases": results, "versions": fw.info(), "env": env,
-                      "python": platform.python_version()}))
+                      "gemm_gflops": round(gemm_ceiling(fw), 1), "python": platform.python_version()}))
 
 
 if __name__ == "__main__":

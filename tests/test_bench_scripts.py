@@ -26,3 +26,14 @@ def test_rlkit_worker_times_every_case():
 def test_agent_update_counts_the_extra_double_dqn_forward():
     forward = case_flops("cnn_forward_b1") * 32
     assert case_flops("dqn_agent_update") - case_flops("dqn_train_step") == forward
+
+
+def test_breakdown_accounts_for_the_whole_update_by_op():
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "_bench_core_worker.py"), "rlkit", "--threads", "1",
+         "--breakdown", "dqn_recipe_update"], capture_output=True, text=True, check=True)
+    report = json.loads(done.stdout)
+    ms = report["ms"]
+    for label in ("forward Conv2d", "backward Conv2d", "forward Linear", "backward Linear", "optimiser step"):
+        assert ms[label] > 0, label
+    assert abs(sum(ms.values()) - report["total_ms"]) < 0.01 * report["total_ms"]
