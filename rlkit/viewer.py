@@ -43,11 +43,15 @@ _AXIS = (150, 150, 150)
 class PanelInfo:
     """What the side panel shows for one frame.
 
-    values: (n_actions,) numbers per action (Q-values or probabilities); NaN marks an action
-        that does not exist in this state. None shows the names only (a human player).
+    values: (n_actions,) numbers per action (Q-values or probabilities; for a continuous
+        action space one number per action dimension); NaN marks an action that does not
+        exist in this state. None shows the names only (a human player).
     kind: the heading of the bars. "action probabilities" fixes the bar scale to [0, 1];
-        anything else scales the bars to the range of the values, zero included.
+        anything else scales the bars to ``value_range``, else to the range of the values,
+        zero included.
     chosen: the action taken from this frame (highlighted), or None.
+    value_range: (low, high) of the bar scale, e.g. a continuous action space's bounds, so a
+        bar's length means the same on every frame; None: see ``kind``.
     """
 
     title: str
@@ -59,6 +63,7 @@ class PanelInfo:
     step: int = 0
     episode_return: float = 0.0
     note: str = ""
+    value_range: tuple[float, float] | None = None
 
 
 def _format_value(v: float) -> str:
@@ -111,11 +116,15 @@ class _Panel:
             finite = values[np.isfinite(values)]
             if info.kind == "action probabilities":
                 lo, hi = 0.0, 1.0
+            elif info.value_range is not None:
+                lo, hi = (float(v) for v in info.value_range)
             else:  # signed values: bars grow both ways from a zero line
                 lo = min(0.0, float(finite.min())) if finite.size else 0.0
                 hi = max(0.0, float(finite.max())) if finite.size else 1.0
             span = (hi - lo) or 1.0
-            zero = x + names_w + int(round(-lo / span * bar_w))
+            # bars grow from 0, or from the nearer end of a value_range that excludes it
+            origin = min(max(0.0, lo), hi)
+            zero = x + names_w + int(round((origin - lo) / span * bar_w))
         for a, name in enumerate(info.action_names):
             top = y + a * _ROW
             chosen = a == info.chosen

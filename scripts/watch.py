@@ -14,7 +14,9 @@ keeps no checkpoints, from its network file: ``q_network.npz`` (a weights-only D
 ``policy.npz``, or the one agent ``.npz`` at its top level. Pass a file to choose.
 Each finished episode's return is printed, then the mean.
 The panel shows Q-values (or, for a random agent, action probabilities) as bars with the
-chosen action highlighted; on RoomExit and Gridworld the map shows every state's value as a
+chosen action highlighted; for continuous (Box) actions, one bar per action dimension with the
+action played, on the scale of the action bounds (a Gaussian policy plays its mean, clipped to
+the bounds, as evaluate.py does); on RoomExit and Gridworld the map shows every state's value as a
 colour and the greedy action as an arrow. Keys: space pause, right arrow one step, +/-
 speed, r restart, q or Esc quit. ``--record out.mp4|out.gif`` writes every frame shown;
 ``--headless`` draws off-screen (no display needed) and does not wait between steps.
@@ -25,6 +27,7 @@ import argparse
 import json
 
 import numpy as np
+from gymnasium import spaces
 
 from _agents import checkpoint_header, env_name, load_agent, locate, run_env
 from _tabular import action_names, fail
@@ -88,6 +91,22 @@ def action_values(agent, obs, n_actions: int) -> tuple[str, np.ndarray]:
     return "Q-values", np.where(np.isfinite(q), q, np.nan)
 
 
+def continuous_action(agent, env, obs) -> tuple[str, np.ndarray]:
+    """(heading, action (D,)) for a continuous (Box) action space: the action the env is given,
+    which the panel shows itself. A Gaussian policy's density has no bars to draw, so the
+    agent plays and shows its mean clipped to the bounds (``predict``, deterministic); the
+    random agent a uniform draw within them."""
+    if agent is None:
+        return "random action", env.action_space.sample()
+    return "mean action (clipped)", agent.predict(obs)
+
+
+def box_range(space: spaces.Box) -> tuple[float, float] | None:
+    """(lowest low, highest high) of a Box's bounds, the panel's bar scale; None if unbounded."""
+    low, high = float(np.min(space.low)), float(np.max(space.high))
+    return (low, high) if np.isfinite(low) and np.isfinite(high) else None
+
+
 def greedy_overlay(agent, n_states: int, n_actions: int) -> tuple[np.ndarray, np.ndarray]:
     """(values (S,), greedy actions (S,)) of every state, for the map's colours and arrows."""
     table = np.stack([action_values(agent, s, n_actions)[1] for s in range(n_states)])
@@ -99,7 +118,12 @@ def greedy_overlay(agent, n_states: int, n_actions: int) -> tuple[np.ndarray, np
 
 
 def panel_action_names(env, play: bool) -> list[str]:
-    """A name per action: ALE's meanings for Atari, else the env's names (or indices)."""
+    """A name per action: ALE's meanings for Atari, else the env's names (or indices); for a
+    continuous (Box) action space a name per dimension with its bounds, e.g. "a0 [-2, 2]"."""
+    if isinstance(env.action_space, spaces.Box):
+        space = env.action_space
+        return [f"a{i} [{lo:g}, {hi:g}]" for i, (lo, hi) in enumerate(zip(space.low.ravel(),
+                                                                           space.high.ravel()))]
     meanings = getattr(env.unwrapped, "get_action_meanings", None)
     names = list(meanings()) if meanings is not None else action_names(env)
     if len(names) != env.action_space.n:
@@ -121,7 +145,9 @@ def watch(env, viewer: Viewer, agent, title: str, episodes: int, max_steps: int 
     "returns": returns of finished episodes}.
     """
     names = panel_action_names(env, play)
-    n_actions = int(env.action_space.n)
+    n_actions = len(names)
+    continuous = isinstance(env.action_space, spaces.Box)
+    value_range = box_range(env.action_space) if continuous else None
     if agent is None:
         env.action_space.seed(seed)
     reset_state = getattr(agent, "reset_state", None)
@@ -138,12 +164,16 @@ def watch(env, viewer: Viewer, agent, title: str, episodes: int, max_steps: int 
             kind, values, chosen = "your last action", None, last_action
         elif done:
             kind, values, chosen = "actions", None, None
+        elif continuous:
+            kind, values = continuous_action(agent, env, obs)
+            chosen = values
         else:
             kind, values = action_values(agent, obs, n_actions)
             chosen = env.action_space.sample() if agent is None else agent.predict(obs)
         note = "episode over" if done else ""
-        viewer.show(env.render(), PanelInfo(title, names, values, kind, chosen, resets, t,
-                                            episode_return, note))
+        highlight = None if continuous else chosen  # every dimension of a Box action is played
+        viewer.show(env.render(), PanelInfo(title, names, values, kind, highlight, resets, t,
+                                            episode_return, note, value_range))
         command = viewer.wait()
         if done:
             returns.append(episode_return)

@@ -6,11 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 import envs
 from agents.dqn import DQN
+from agents.ppo import PPO
 from rlkit.runs import write_json_atomic
+from rlkit.viewer import Viewer
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV_KWARGS = {"max_episode_steps": 9}  # the run's env settings: watch must rebuild them
@@ -112,3 +116,63 @@ def test_a_policy_gradient_results_folder_gets_the_input_its_run_trained_on(watc
     summary = watch.main([str(tmp_path), "--headless", "--max-steps", "3"])
     assert summary["steps"] == 3
     assert "PolicyGradient on Pong: 3 steps" in capsys.readouterr().out
+
+
+# ---- continuous actions: a PPO run on Pendulum-v1 ----------------------------------------
+
+PENDULUM_RUN = ["--env", "Pendulum-v1", "--algo", "ppo", "--steps", "64", "--n-envs", "2",
+                "--n-steps", "16", "--n-minibatches", "2", "--n-epochs", "1", "--eval-episodes", "1",
+                "--no-progress", "--no-tensorboard"]
+
+
+def test_headless_watch_of_a_pendulum_ppo_run_plays_its_clipped_mean(tmp_path):
+    """train_pg.py's run folder as a user makes it; watch plays the Gaussian policy's mean."""
+    run = tmp_path / "pend"
+    trained = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_pg.py"), *PENDULUM_RUN,
+                              "--run-dir", str(run)], cwd=ROOT, capture_output=True, text=True,
+                             timeout=300, env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    assert trained.returncode == 0, trained.stderr
+    done = run_watch(run, "--headless", "--episodes", "2", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    found = re.findall(r"^episode (\d+): return (\S+) \(200 steps\)$", done.stdout, re.M)
+    assert [int(n) for n, _ in found] == [1, 2]
+    env = envs.make("Pendulum-v1")
+    agent = PPO.load(run / "checkpoints" / "best.npz", env)
+    expected, obs = [], env.reset(seed=3)[0]
+    for _ in range(2):
+        total, over = 0.0, False
+        while not over:
+            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs))
+            total, over = total + reward, terminated or truncated
+        expected.append(total)
+        obs = env.reset()[0]
+    assert [float(r) for _, r in found] == [float(f"{r:.6g}") for r in expected]
+
+
+def test_watch_clips_a_gaussian_mean_beyond_the_bounds_and_shows_it_on_their_scale(
+        watch, tmp_path, monkeypatch):
+    agent = PPO(envs.make_vec("Pendulum-v1", 2), seed=0)
+    agent.net.policy.bias.data[...] = 5.0  # a mean far above Pendulum's torque bound of 2
+    agent.save(tmp_path / "policy.npz")
+    write_json_atomic(tmp_path / "config.json", {"script": "pg-ppo", "env": "Pendulum-v1", "algo": "ppo",
+                                                 "policy": None, "env_kwargs": None})
+    played, panels = [], []
+
+    class Recorded(gym.Wrapper):
+        def step(self, action):
+            played.append(np.array(action, copy=True))
+            return super().step(action)
+
+    make = watch.run_env
+    monkeypatch.setattr(watch, "run_env", lambda *a, **k: Recorded(make(*a, **k)))
+    show = Viewer.show
+    monkeypatch.setattr(Viewer, "show", lambda self, frame, info: (panels.append(info),
+                                                                   show(self, frame, info)))
+    summary = watch.main([str(tmp_path), "--headless", "--max-steps", "5"])
+    assert summary["steps"] == 5 and len(played) == 5
+    for action in played:  # the env gets the mean clipped to the Box, in its dtype and shape
+        assert action.shape == (1,) and action.dtype == np.float32 and action[0] == 2.0
+    panel = panels[0]
+    assert panel.kind == "mean action (clipped)" and list(panel.action_names) == ["a0 [-2, 2]"]
+    assert panel.value_range == (-2.0, 2.0) and panel.chosen is None
+    np.testing.assert_array_equal(panel.values, [2.0])
