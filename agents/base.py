@@ -4,12 +4,19 @@ A checkpoint is one ``.npz`` file: the agent's arrays under their own names, and
 JSON string ``{"agent": class name, "format": 1, "hyperparams": {...}, "env": {...}, ...}``.
 Loading it runs no code (``allow_pickle=False``) and refuses, with one clear message, a file
 that is not a checkpoint, one written by another agent class, or one made for another env.
+
+An agent with a replay memory saves it to a second file beside the checkpoint, first, and the
+checkpoint's header names it (``"replay": {"file": name, "steps": step}``, or null when saved
+without one): the checkpoint's rename publishes the pair, so a kill between the two writes
+leaves the previous checkpoint naming the previous replay (:func:`saved_replay`).
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 from gymnasium import spaces
@@ -18,6 +25,8 @@ from rlkit.checks import check_fields
 from rlkit.runs import load_npz, save_npz_atomic
 
 FORMAT = 1
+# What a run folder's checkpoints named their replay memory before headers named it.
+LEGACY_REPLAY = "replay.npz"
 
 
 def validate_config(config) -> None:
@@ -98,3 +107,34 @@ def load_checkpoint(path: str | os.PathLike, agent_cls, env=None) -> tuple[dict,
                              f"but the env given is {given['id']} with "
                              f"{[given[k] for k in spaces]}")
     return header, arrays
+
+
+def read_header(path: str | os.PathLike) -> dict:
+    """A checkpoint's JSON header alone, without reading its arrays; ValueError naming the path
+    for a file that is not an rlkit checkpoint, FileNotFoundError for a missing one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise ValueError("a single .npy array")
+        with data:
+            return json.loads(str(data["meta"]))
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"{path}: not an rlkit agent checkpoint ({e})") from None
+
+
+def saved_replay(checkpoint: str | os.PathLike) -> Path | None:
+    """The replay-memory file saved with ``checkpoint``, beside it: the one its header names, or
+    for a header from before they named one, ``replay.npz`` if it exists (unchecked: it may be
+    a checkpoint behind); None when the checkpoint was saved without one. The file named may
+    be missing (deleted since)."""
+    checkpoint = Path(checkpoint)
+    header = read_header(checkpoint)
+    if "replay" not in header:
+        legacy = checkpoint.parent / LEGACY_REPLAY
+        return legacy if legacy.is_file() else None
+    if header["replay"] is None:
+        return None
+    return checkpoint.parent / Path(header["replay"]["file"]).name  # never outside the folder

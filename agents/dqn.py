@@ -32,7 +32,9 @@ game starts a fresh episode) and, when it was saved, the replay memory.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from pathlib import Path
 
 import numpy as np
 from gymnasium import spaces
@@ -47,6 +49,7 @@ from rlkit.health import collapse_reasons, relu_activity
 from rlkit.backend import array_module_for, resolve_device, set_num_threads, to_device, to_numpy
 from rlkit.replay import (FrameReplayBuffer, PrioritizedFrameReplayBuffer, PrioritizedReplayBuffer,
                           ReplayBuffer)
+from rlkit.runs import load_npz, save_npz_atomic
 from rlkit.training import generator_state, global_rng_state, restore_generator, restore_global_rng
 
 
@@ -391,6 +394,10 @@ class DQN:
              replay_path: str | os.PathLike | None = None, weights_only: bool = False) -> None:
         """Write a checkpoint (.npz + JSON header, no pickle); the replay goes to ``replay_path``.
 
+        The replay is written first, stamped with this step and its file name, and the
+        checkpoint's header names it: publishing the checkpoint publishes the pair, so a kill
+        between the two writes leaves the previous checkpoint with its own replay, and ``load``
+        refuses a replay that was not saved with the checkpoint.
         ``weights_only`` keeps just the online network (a quarter of the size): enough to act
         and to watch, while resuming from it starts a fresh optimiser and target copy.
         """
@@ -402,22 +409,26 @@ class DQN:
             arrays["obs"] = np.asarray(self._obs)
         if self._probe is not None:
             arrays["probe"] = self._probe
+        replay = None
+        if replay_path is not None:
+            replay = {"file": Path(replay_path).name, "steps": self.steps}
+            save_npz_atomic(replay_path, checkpoint=np.array(json.dumps(replay)),
+                            **self.replay.state_dict())
         meta = {"hyperparams": dataclasses.asdict(self.config), "env": env_signature(self.env),
                 "steps": self.steps, "episodes": self.episodes, "updates": self.updates,
                 "episode_return": self._episode_return, "episode_length": self._episode_length,
                 "rng": generator_state(self.rng), "global_rng": global_rng_state(),
                 "env_state": env_snapshot(self.env) if self._obs is not None else None,
-                "run_state": run_state or {}}
+                "run_state": run_state or {}, "replay": replay}
         save_checkpoint(path, self, meta, **arrays)
-        if replay_path is not None:
-            from rlkit.runs import save_npz_atomic
-            save_npz_atomic(replay_path, **self.replay.state_dict())
 
     @classmethod
     def load(cls, path: str | os.PathLike, env=None, replay_path: str | os.PathLike | None = None,
              **overrides) -> "DQN":
         """Rebuild an agent from a checkpoint; with ``env`` it can keep learning (resume).
 
+        ``replay_path``: the replay memory saved with it (:func:`agents.base.saved_replay`
+        finds it); a replay of another step or file raises ValueError saying which.
         ``overrides`` change hyper-parameters that do not alter shapes (e.g. ``device``).
         Without ``env`` a stand-in with the saved spaces is used: predict works, learn does not.
         """
@@ -439,9 +450,8 @@ class DQN:
         restore_global_rng(header["global_rng"])
         run_state = header.get("run_state") or {}
         agent._run_state = (run_state.get("wall_time", 0.0), run_state.get("best_eval", -float("inf")))
-        if replay_path is not None and os.path.exists(replay_path):
-            from rlkit.runs import load_npz
-            agent.replay.load_state_dict(load_npz(replay_path))
+        if replay_path is not None:
+            agent.replay.load_state_dict(_replay_saved_with(path, header, replay_path))
         if env is not None and "obs" in arrays and header.get("env_state"):
             env.reset()
             env_restore(env, header["env_state"])
@@ -451,6 +461,22 @@ class DQN:
         elif isinstance(agent.replay, FrameReplayBuffer):
             agent.replay.end_episode()  # the env restarts with a fresh episode
         return agent
+
+
+def _replay_saved_with(checkpoint, header: dict, replay_path) -> dict:
+    """The arrays of ``replay_path`` after checking its stamp against the checkpoint's header:
+    ValueError (naming both files and steps) unless the two were saved together. A header from
+    before replays were stamped (no "replay" entry) takes an unstamped file unchecked."""
+    arrays = load_npz(replay_path)
+    stamp = json.loads(str(arrays.pop("checkpoint"))) if "checkpoint" in arrays else None
+    expected = header.get("replay")
+    if stamp == expected or ("replay" not in header and stamp is None):
+        return arrays
+    held = (f"holds the replay memory of step {stamp['steps']:,}" if stamp
+            else "carries no step stamp")
+    named = f"names {expected['file']}" if expected else "was saved without a replay memory"
+    raise ValueError(f"{replay_path} {held}, but {checkpoint} (step {header['steps']:,}) {named}: "
+                     "they were not saved together")
 
 
 def _clone_structure(module: nn.Module) -> nn.Module:

@@ -2,13 +2,15 @@
 
 A :class:`TrainingRun` owns the run directory's files and the loop's bookkeeping:
 ``progress.csv`` (one row per finished episode), ``eval.csv`` (one row per evaluation),
-``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic), ``health.csv`` (at every
+``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic; with ``save_replay`` the
+replay memory too, in a file of its own that latest's header names: ``replay-<step>-<tag>.npz``,
+written before latest, the files latest does not name deleted after it), ``health.csv`` (at every
 evaluation, for agents with a ``health()`` method: see :mod:`rlkit.health`), the progress bar and
 the Ctrl+C / SIGTERM flag, and (``tensorboard=True``) TensorBoard event files in ``tb/``
 (:class:`TensorBoard`). The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
 ``after_step`` evaluates and checkpoints on schedule and says when to stop. When a run starts
 (or resumes) at step S, its logs are cut back to the rows of steps <= S (those a checkpoint at
-S had seen) and temporary files of killed writes are removed.
+S had seen), and temporary files and replay files of killed writes are removed.
 
 :func:`evaluate` plays greedy episodes on a separate env, each at most ``max_steps`` long, and
 stops early when asked (the stop flag); a TrainingRun seeds every evaluation from the run's
@@ -19,10 +21,12 @@ they do not know (ALE) resume with a fresh episode instead; the agent says so in
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import json
 import math
+import secrets
 import sys
 import time
 from collections import deque
@@ -30,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from agents.base import saved_replay
 from rlkit.checks import check, integer
 from rlkit.runs import RunDir, truncate_csv
 from rlkit.training import ProgressBar, StopSignal, generator_state, restore_generator
@@ -39,6 +44,7 @@ PROGRESS_FIELDS = ["step", "episode", "return", "length", "epsilon", "loss", "st
 # truncated: episodes cut at max_eval_steps (their return is that of a partial episode)
 EVAL_FIELDS = ["step", "mean_return", "std_return", "episodes", "truncated"]
 LOGS = ("progress.csv", "eval.csv", "health.csv")  # each has a "step" column
+REPLAY_FILES = "replay*.npz"  # in checkpoints/: replay-<step>-<tag>.npz, and the old replay.npz
 # An evaluation episode ends here at the latest: 108,000 frames at frame skip 4, the ALE's own
 # 30-minute cap; classic-control and toy-text episodes end far sooner by their own time limits.
 # Without it an env with no time limit and a policy that never finishes would evaluate forever.
@@ -195,14 +201,18 @@ class TrainingRun:
     def tidy(self, step: int) -> None:
         """Make the run folder agree with a checkpoint at ``step``: drop the log rows written
         after it (a stopped session goes on logging past its last checkpoint) and delete the
-        temporary files of killed writes; say what went, in one line each."""
+        temporary files of killed writes and the replay files latest does not name (one
+        written just before a kill stopped its checkpoint); say what went, in one line each."""
         if self.run_dir is None:
             return
-        removed = self.run_dir.remove_temporaries()
-        if removed:
-            size = sum(size for _, size in removed) / 1e6
-            self._say(f"removed {len(removed)} temporary file(s) of interrupted writes "
-                      f"({size:,.1f} MB): {', '.join(str(p.name) for p, _ in removed)}")
+        for what, removed in (("temporary file(s) of interrupted writes",
+                               self.run_dir.remove_temporaries()),
+                              ("replay file(s) that latest.npz does not name",
+                               self._remove_stale_replays())):
+            if removed:
+                size = sum(size for _, size in removed) / 1e6
+                self._say(f"removed {len(removed)} {what} ({size:,.1f} MB): "
+                          f"{', '.join(str(p.name) for p, _ in removed)}")
         dropped = {name: truncate_csv(self.run_dir / name, step) for name in LOGS
                    if (self.run_dir / name).is_file()}
         dropped = {name: n for name, n in dropped.items() if n}
@@ -338,15 +348,43 @@ class TrainingRun:
         return warnings
 
     def checkpoint(self, agent) -> Path | None:
-        """Write ``checkpoints/latest.npz`` (and the replay memory when asked)."""
+        """Write ``checkpoints/latest.npz`` and, when asked, the replay memory as one unit: the
+        replay goes to a new file, latest (written after it) names it, and only then are the
+        replay files latest no longer names deleted. A kill or a failed write at any point
+        leaves a latest whose replay is on disk."""
         if self.run_dir is None:
             return None
-        path = self.run_dir.checkpoints / "latest.npz"
+        folder = self.run_dir.checkpoints
+        path = folder / "latest.npz"
         if self._tb is not None:
             self._tb.flush()
-        agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval},
-                   replay_path=self.run_dir.checkpoints / "replay.npz" if self.save_replay else None)
+        # a new name each time: a replay rewritten in place could pair with the previous latest
+        replay = folder / f"replay-{agent.steps}-{secrets.token_hex(3)}.npz" if self.save_replay else None
+        try:
+            agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval},
+                       replay_path=replay)
+        finally:  # also after a failed write: a replay latest does not name only takes space
+            self._remove_stale_replays()
         return path
+
+    def _remove_stale_replays(self) -> list[tuple[Path, int]]:
+        """Delete the replay files in ``checkpoints/`` that latest.npz does not name (all of
+        them when there is no latest); returns (path, size in bytes) of each. Nothing goes
+        while latest cannot be read."""
+        folder = self.run_dir.checkpoints
+        latest = folder / "latest.npz"
+        try:
+            keep = saved_replay(latest) if latest.is_file() else None
+        except ValueError:
+            return []
+        removed = []
+        for path in sorted(folder.glob(REPLAY_FILES)):
+            if path != keep:
+                with contextlib.suppress(FileNotFoundError):
+                    size = path.stat().st_size
+                    path.unlink()
+                    removed.append((path, size))
+        return removed
 
 
 class TensorBoard:

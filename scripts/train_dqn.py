@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from pathlib import Path
 
 from _common import (add_config_flags, add_run_flags, check_run_flags, fill_defaults, given_values,
                      latest_checkpoint, resumed_args, train_in_run)
 from _tabular import ArgumentParser, add_common_flags, fail, make_env, open_run
 
 import envs
+from agents.base import read_header, saved_replay
 from agents.dqn import DQN, DQNConfig, preset_for
 from rlkit.backend import DeviceUnavailableError
 
@@ -54,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def resume_replay(latest: Path) -> Path | None:
+    """The replay file to resume with, or None (the memory then refills from empty); says in
+    one line when there is none, or when an old run's replay.npz cannot be checked."""
+    replay = saved_replay(latest)
+    if replay is None or not replay.is_file():
+        why = (f"{replay.name} is missing" if replay is not None
+               else "it was saved without its replay memory (--save-replay keeps it)")
+        print(f"note: {latest}: {why}; the replay memory refills from empty and learning "
+              "resumes once it holds learning_starts transitions")
+        return None
+    if "replay" not in read_header(latest):  # written before headers named their replay
+        print(f"note: {replay} predates replay files named by their checkpoint: loaded "
+              "without checking that it was saved with latest.npz")
+    return replay
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -72,7 +90,7 @@ def main(argv=None) -> int:
             latest = latest_checkpoint(run)
             # how to run may change on resume; what was learned (shapes, schedule) may not
             how = given_values(args, RESUME_OVERRIDES)
-            agent = DQN.load(latest, env, replay_path=run.checkpoints / "replay.npz", **how)
+            agent = DQN.load(latest, env, replay_path=resume_replay(latest), **how)
         else:
             hyper = {**given_values(args, [f.name for f in dataclasses.fields(DQNConfig)]), "seed": args.seed}
             agent = DQN(env, **hyper)   # before the run folder: a refused config leaves nothing

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from gymnasium.wrappers import FrameStackObservation
 
 import envs
+from agents.base import saved_replay
 from agents.dqn import DQN, td_targets
 from agents.planning import ValueIteration
 from agents.training_run import evaluate
@@ -235,7 +236,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert process.returncode == 0, stderr
     stopped_at = DQN.load(run_dir / "checkpoints" / "latest.npz").steps
     assert 0 < stopped_at < 1_000_000
-    assert (run_dir / "checkpoints" / "replay.npz").is_file()
+    assert saved_replay(run_dir / "checkpoints" / "latest.npz").is_file()
     result = run_script("--resume", str(run_dir), "--steps", str(stopped_at + 500), "--eval-every", "0")
     assert result.returncode == 0, result.stderr
     assert DQN.load(run_dir / "checkpoints" / "latest.npz").steps == stopped_at + 500

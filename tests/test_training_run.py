@@ -1,6 +1,7 @@
 """agents.training_run: bounded, interruptible and seeded evaluation; a resume that cuts the logs
 back to its checkpoint and clears the temporary files of killed writes."""
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import pytest
 from gymnasium import spaces
 
 import envs
+from agents.base import saved_replay
 from agents.dqn import DQN
 from agents.training_run import TrainingRun, evaluation_seed, play_evaluation
 from rlkit.runs import RunDir, read_csv
@@ -168,3 +170,75 @@ def test_resume_of_an_old_layout_run_cuts_its_logs_and_clears_temporaries(script
     for name in ("progress.csv", "eval.csv", "health.csv"):
         steps = [int(r["step"]) for r in read_csv(run / name)]
         assert steps == sorted(steps) and steps[-1] <= 500, name
+
+
+def frozen_inside_a_checkpoint_write(process, folder: Path, timeout: float = 120) -> list:
+    """SIGSTOP ``process`` at a moment when latest.npz's temporary file exists next to a
+    published latest (so the run is between the replay's write and latest's); returns the
+    folder's names as frozen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.communicate()
+        names = os.listdir(folder) if folder.is_dir() else []
+        if any(n.startswith(".latest.npz.") for n in names) and "latest.npz" in names:
+            process.send_signal(signal.SIGSTOP)
+            names = os.listdir(folder)  # the write may have ended before the signal landed
+            if any(n.startswith(".latest.npz.") and n.endswith(".tmp") for n in names):
+                return names
+            process.send_signal(signal.SIGCONT)
+    pytest.fail("never caught the run inside latest.npz's write")
+
+
+def test_a_kill_inside_a_checkpoint_write_leaves_a_consistent_latest_and_replay(script, tmp_path, capsys):
+    """The issue's kill -9: the replay of the new checkpoint is on disk, latest.npz is still
+    being written. Before checkpoints named their replay, latest (step S) then met a replay of
+    step S + 100 and loaded it without a word; now latest still names its own replay, the
+    resume removes the orphan and the temporary file, and the logs never step back."""
+    run = tmp_path / "run"
+    checkpoints = run / "checkpoints"
+    # a wide network makes latest.npz a few MB, so its write lasts long enough to be caught;
+    # no learning before 5,000 steps keeps the steps fast
+    process = subprocess.Popen(
+        [sys.executable, "scripts/train_dqn.py", "--env", "CartPole-v1", "--steps", "1000000",
+         "--buffer-size", "5000", "--learning-starts", "5000", "--hidden-sizes", "512", "512",
+         "--checkpoint-every", "100", "--eval-every", "0", "--save-replay", "--no-progress",
+         "--no-tensorboard", "--run-dir", str(run)],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        frozen = frozen_inside_a_checkpoint_write(process, checkpoints)
+    finally:
+        process.kill()  # SIGKILL: no handler runs, nothing is tidied
+        process.communicate()
+    latest = checkpoints / "latest.npz"
+    stopped_at = DQN.load(latest).steps
+    replays = sorted(n for n in frozen if n.startswith("replay-"))
+    assert len(replays) == 2 and saved_replay(latest).name in replays  # latest's and the next one
+    replay = saved_replay(latest)
+    agent = DQN.load(latest, envs.make("CartPole-v1"), replay_path=replay)  # the pair that was published
+    assert len(agent.replay) == min(stopped_at, 5000)
+
+    capsys.readouterr()
+    assert script("train_dqn").main(["--resume", str(run), "--steps", str(stopped_at + 300),
+                                     "--no-progress"]) == 0
+    said = capsys.readouterr().out + capsys.readouterr().err
+    assert "temporary file(s) of interrupted writes" in said and "does not name" in said
+    assert not list(run.rglob("*.tmp"))
+    [replay] = checkpoints.glob("replay*.npz")
+    assert replay == saved_replay(latest)
+    agent = DQN.load(latest, envs.make("CartPole-v1"), replay_path=replay)
+    assert agent.steps == stopped_at + 300 and len(agent.replay) == min(agent.steps, 5000)
+    steps = [int(row["step"]) for row in read_csv(run / "progress.csv")]
+    assert steps == sorted(steps) and steps[-1] <= stopped_at + 300
+
+
+def test_a_replay_not_saved_with_the_checkpoint_is_refused(tmp_path):
+    agent = DQN(envs.make("RoomExit"), seed=0).learn(50)
+    agent.save(tmp_path / "latest.npz", replay_path=tmp_path / "replay-50.npz")
+    agent.learn(80)
+    agent.save(tmp_path / "next.npz", replay_path=tmp_path / "replay-80.npz")
+    with pytest.raises(ValueError, match=r"replay-80.npz holds the replay memory of step 80, but "
+                                         r".*latest.npz \(step 50\) names replay-50.npz: they were "
+                                         "not saved together"):
+        DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"), replay_path=tmp_path / "replay-80.npz")
+    loaded = DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"), replay_path=tmp_path / "replay-50.npz")
+    assert len(loaded.replay) == 50
