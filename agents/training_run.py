@@ -223,11 +223,16 @@ class TrainingRun:
     def __exit__(self, *exc) -> bool:
         if self._bar is not None:
             self._bar.close()
+        # when an error is on its way (a full disk), closing files that still hold unwritten
+        # rows fails too: the first error is the one to report
+        closing = contextlib.suppress(OSError) if exc[0] is not None else contextlib.nullcontext()
         for log in self._logs.values():
-            log.close()
+            with closing:
+                log.close()
         self._logs = {}
         if self._tb is not None:
-            self._tb.close()
+            with closing:
+                self._tb.close()
             self._tb = None
         return self._stop.__exit__(*exc)
 

@@ -17,6 +17,10 @@ The CSV log is the exception: it is appended to, flushed after each row, and a r
 appends to it under the header it already has, after :func:`truncate_csv` has cut it back to
 the step of the checkpoint it resumes from.
 
+A write that finds the disk full (ENOSPC, or a quota: EDQUOT) raises :class:`DiskFullError`,
+whose one-line message names the folder, the space the write needed and the space free; the
+target keeps its previous content and no temporary file is left.
+
 Arrays are stored as ``.npz`` and loaded with ``allow_pickle=False``: loading never executes
 code. This module is stdlib + NumPy only and imports nothing else from rlkit.
 """
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import io
 import json
 import os
@@ -37,6 +42,7 @@ from typing import IO, Iterator, Mapping
 import numpy as np
 
 __all__ = [
+    "DiskFullError",
     "RunDir",
     "CSVLogger",
     "atomic_open",
@@ -50,6 +56,32 @@ __all__ = [
 
 # atomic_open's temporary files: ".<target name>.<random>.tmp" next to the target
 TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
+# what a write raises when there is no room for it: a full disk or an exhausted quota
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+
+
+class DiskFullError(OSError):
+    """A write failed for want of disk space. ``str()`` is one line naming the folder, the
+    space the write needed (``needed`` bytes; None: more than the ``written`` bytes it had
+    written when it failed) and the space free there."""
+
+    def __init__(self, path: str | os.PathLike, needed: int | None, written: int = 0):
+        path = Path(path)
+        try:
+            free = f"{_megabytes(shutil.disk_usage(path.parent).free)} free"
+        except OSError:
+            free = "free space unknown"
+        need = (f"about {_megabytes(needed)}" if needed is not None
+                else f"more than {_megabytes(written)}" if written else "more room")
+        super().__init__(errno.ENOSPC, f"no space left in {path.parent} to write {path.name}: it "
+                                       f"needs {need} ({free})", str(path))
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 1e6:,.1f} MB"
 
 
 # --------------------------------------------------------------------------------------------
@@ -57,27 +89,35 @@ TEMP_PREFIX, TEMP_SUFFIX = ".", ".tmp"
 # --------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "w", needed: int | None = None) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on a clean exit fsync it and rename it to ``path``.
 
     ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. If the block raises, the temporary file is
-    removed and ``path`` is left as it was.
+    removed and ``path`` is left as it was; a full disk raises :class:`DiskFullError`, which
+    says ``needed`` (the bytes the write takes, when the caller knows them).
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    # Same directory as the target: os.replace is only atomic within one file system.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.", suffix=TEMP_SUFFIX)
+    tmp = None
     try:
+        # Same directory as the target: os.replace is only atomic within one file system.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
+                                   suffix=TEMP_SUFFIX)
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as e:
+        written = 0
+        if tmp is not None:
+            with contextlib.suppress(FileNotFoundError):
+                written = os.stat(tmp).st_size
+                os.unlink(tmp)
+        if isinstance(e, OSError) and e.errno in NO_SPACE and not isinstance(e, DiskFullError):
+            raise DiskFullError(path, needed, written) from None  # one line, not the chain
         raise
     _fsync_dir(path.parent)
 
@@ -99,7 +139,7 @@ def write_json_atomic(path: str | os.PathLike, obj) -> Path:
     scalars are accepted and written as Python numbers).
     """
     text = json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
-    with atomic_open(path, "w") as f:
+    with atomic_open(path, "w", needed=len(text.encode("utf-8"))) as f:
         f.write(text)
     return Path(path)
 
@@ -130,7 +170,8 @@ def save_npz_atomic(path: str | os.PathLike, **arrays) -> Path:
         if np.asarray(value).dtype == object:
             raise TypeError(f"array {name!r} has dtype object; only plain numeric/string arrays "
                             "can be saved without pickle")
-    with atomic_open(path, "wb") as f:
+    needed = sum(np.asarray(value).nbytes for value in arrays.values())  # plus small headers
+    with atomic_open(path, "wb", needed=needed) as f:
         np.savez(f, **arrays)
     return Path(path)
 
@@ -194,7 +235,8 @@ class CSVLogger:
             return next(csv.reader(f))
 
     def write(self, row: Mapping[str, object]) -> None:
-        """Append one row (a mapping column -> value) and flush it to the OS."""
+        """Append one row (a mapping column -> value) and flush it to the OS; a full disk
+        raises :class:`DiskFullError`."""
         if self.fieldnames is None:
             self.fieldnames = list(row)
         unknown = [k for k in row if k not in self.fieldnames]
@@ -203,11 +245,16 @@ class CSVLogger:
                              f"{self.fieldnames}")
         if self._writer is None:
             self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames)
-        if not self._header_written:
-            self._writer.writeheader()
-            self._header_written = True
-        self._writer.writerow({k: _csv_value(v) for k, v in row.items()})
-        self._file.flush()
+        try:
+            if not self._header_written:
+                self._writer.writeheader()
+                self._header_written = True
+            self._writer.writerow({k: _csv_value(v) for k, v in row.items()})
+            self._file.flush()
+        except OSError as e:
+            if e.errno in NO_SPACE:
+                raise DiskFullError(self.path, None) from None
+            raise
 
     def close(self) -> None:
         self._file.close()
@@ -275,8 +322,9 @@ def _rewrite_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     writer = csv.writer(buffer)
     writer.writerow(header)
     writer.writerows(rows)
-    with atomic_open(path, "wb") as f:
-        f.write(buffer.getvalue().encode("utf-8"))
+    data = buffer.getvalue().encode("utf-8")
+    with atomic_open(path, "wb", needed=len(data)) as f:
+        f.write(data)
 
 
 # --------------------------------------------------------------------------------------------

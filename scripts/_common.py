@@ -16,7 +16,7 @@ from _tabular import fail, json_object
 
 from agents.training_run import MAX_EVAL_STEPS, TrainingRun, check_schedule
 from rlkit.plotting import reward_curve
-from rlkit.runs import RunDir, read_csv
+from rlkit.runs import DiskFullError, RunDir, read_csv
 
 
 def field_docs(cls) -> dict:
@@ -120,7 +120,8 @@ def plot_run(run: RunDir, title: str) -> None:
 def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: str,
                  save_replay: bool = False) -> TrainingRun:
     """Train ``agent`` to ``args.steps`` in ``run`` (evaluation and checkpoint schedules from
-    ``args``), draw the reward curve and print where it stopped. Returns the TrainingRun."""
+    ``args``), draw the reward curve and print where it stopped. Returns the TrainingRun.
+    Exits with one line (status 1) when the disk fills up."""
     print(f"run directory: {run.path}  ({title}, {agent.steps:,} of {args.steps:,} steps done)")
     try:
         training = TrainingRun(run, args.steps, eval_env=eval_env, eval_every=args.eval_every,
@@ -136,6 +137,8 @@ def train_in_run(agent, run: RunDir, args: argparse.Namespace, eval_env, title: 
     except KeyboardInterrupt:  # a second Ctrl+C while the first one's checkpoint was written
         fail(f"interrupted twice: stopped without saving; {run.checkpoints} keeps the last "
              "complete checkpoint", status=130)
+    except DiskFullError as e:  # the checkpoint being written is dropped; the previous one stays
+        fail(f"{e}; {run.checkpoints} keeps the last complete checkpoint", status=1)
     plot_run(run, title)
     # a run stopped before its first evaluation has none (best_eval stays -inf)
     best = f"{training.best_eval:.2f}" if training.best_eval > float("-inf") else "none yet"

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 
 import envs
-from rlkit.runs import RunDir
+from rlkit.runs import DiskFullError, RunDir
 
 # What a user's wrong --env or env flag raises: gymnasium's NameNotFound & co, envs.make's
 # ValueError/KeyError, or TypeError for a keyword the env's constructor does not take.
@@ -80,8 +82,10 @@ def open_run(args: argparse.Namespace, script: str, hyperparams: dict) -> RunDir
     flag as given and, under "hyperparams", the agent's resolved values (defaults filled in).
 
     Exits with one line when ``--run-dir`` is a file, or a non-empty folder without
-    ``--overwrite`` (two runs in one folder would mix their logs and checkpoints)."""
+    ``--overwrite`` (two runs in one folder would mix their logs and checkpoints), and when the
+    disk is too full for config.json (status 1; a folder made for the run is removed again)."""
     name = f"{script}-{args.env}".replace("/", "_")
+    made = args.run_dir is None or not Path(args.run_dir).exists()
     try:
         if args.run_dir is None:
             run = RunDir(name=name)
@@ -94,7 +98,12 @@ def open_run(args: argparse.Namespace, script: str, hyperparams: dict) -> RunDir
         fail(f"{e}: {resume}start afresh there with --overwrite (which deletes it)")
     except OSError as e:
         fail(f"cannot use {args.run_dir} as the run folder: {e}")
-    run.write_config({"script": script, **vars(args), "hyperparams": hyperparams})
+    try:
+        run.write_config({"script": script, **vars(args), "hyperparams": hyperparams})
+    except DiskFullError as e:
+        if made:  # an empty folder would only be mistaken for a run
+            shutil.rmtree(run.path, ignore_errors=True)
+        fail(e, status=1)
     return run
 
 

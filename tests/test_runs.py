@@ -1,4 +1,5 @@
 """rlkit.runs: run folders, config, CSV progress, atomic writes, pickle-free .npz."""
+import errno
 import json
 import os
 import re
@@ -8,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from rlkit.runs import (CSVLogger, RunDir, atomic_open, load_npz, read_csv, save_npz_atomic,
-                        truncate_csv, write_json_atomic)
+from rlkit.runs import (CSVLogger, DiskFullError, RunDir, atomic_open, load_npz, read_csv,
+                        save_npz_atomic, truncate_csv, write_json_atomic)
 
 
 def test_fresh_run_dir_is_named_and_unique(tmp_path):
@@ -55,6 +56,26 @@ def test_atomic_open_keeps_old_file_when_the_writer_fails(tmp_path):
             raise RuntimeError("killed mid-write")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["data.txt"]
+
+
+def test_a_full_disk_is_one_line_naming_the_folder_and_the_space_needed(tmp_path, monkeypatch):
+    target = tmp_path / "latest.npz"
+    save_npz_atomic(target, a=np.zeros(10))
+
+    def full_disk(file, **arrays):  # the disk fills up part of the way through the write
+        file.write(b"\0" * 1000)
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(DiskFullError) as raised:
+        save_npz_atomic(target, a=np.zeros(1_000_000))
+    message = str(raised.value)
+    assert re.fullmatch(rf"no space left in {re.escape(str(tmp_path))} to write latest.npz: it "
+                        r"needs about 8.0 MB \([\d,.]+ MB free\)", message), message
+    assert raised.value.errno == errno.ENOSPC and raised.value.__suppress_context__
+    monkeypatch.undo()
+    np.testing.assert_array_equal(load_npz(target)["a"], np.zeros(10))  # the old file stays
+    assert os.listdir(tmp_path) == ["latest.npz"]  # and no temporary file
 
 
 def test_csv_header_once_rows_flushed_and_appendable(tmp_path):

@@ -1,7 +1,9 @@
 """agents.training_run: bounded, interruptible and seeded evaluation; a resume that cuts the logs
 back to its checkpoint and clears the temporary files of killed writes."""
+import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -242,3 +244,48 @@ def test_a_replay_not_saved_with_the_checkpoint_is_refused(tmp_path):
         DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"), replay_path=tmp_path / "replay-80.npz")
     loaded = DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"), replay_path=tmp_path / "replay-50.npz")
     assert len(loaded.replay) == 50
+
+
+# ---------------------------------------------------------------- a full disk
+
+def no_space(file, **arrays):
+    """np.savez on a full disk: some bytes land, then the write fails."""
+    file.write(b"\0" * 1000)
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last_checkpoint(script, tmp_path,
+                                                                               monkeypatch, capsys):
+    train = script("train_dqn").main
+    run = tmp_path / "run"
+    assert train(["--env", "RoomExit", "--steps", "200", "--checkpoint-every", "100", "--eval-every",
+                  "0", "--save-replay", "--no-progress", "--no-tensorboard", "--run-dir", str(run)]) == 0
+    checkpoints = sorted(os.listdir(run / "checkpoints"))
+    capsys.readouterr()
+    monkeypatch.setattr(np, "savez", no_space)
+    with pytest.raises(SystemExit) as exited:
+        train(["--resume", str(run), "--steps", "300", "--no-progress"])
+    monkeypatch.undo()
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "Traceback" not in err
+    [line] = [line for line in err.splitlines() if line.startswith("error:")]
+    assert re.match(rf"error: no space left in {re.escape(str(run / 'checkpoints'))} to write "
+                    r"replay-300-\w+\.npz: it needs about [\d.]+ MB \(.* free\); .* keeps the last "
+                    "complete checkpoint", line), line
+    assert sorted(os.listdir(run / "checkpoints")) == checkpoints  # no temporary, no orphan replay
+    latest = run / "checkpoints" / "latest.npz"
+    assert DQN.load(latest, envs.make("RoomExit"), replay_path=saved_replay(latest)).steps == 200
+
+
+def test_a_disk_too_full_for_config_json_leaves_no_run_folder(script, tmp_path, monkeypatch, capsys):
+    def no_space_to_sync(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", no_space_to_sync)
+    with pytest.raises(SystemExit) as exited:
+        script("train_dqn").main(["--env", "RoomExit", "--steps", "10", "--no-progress",
+                                  "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "Traceback" not in err
+    assert err.startswith(f"error: no space left in {tmp_path / 'run'} to write config.json: it needs about")
+    assert not (tmp_path / "run").exists()
