@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from _bench_pg_worker import Timed
 from bench_core import best_round, measure
 
 import envs
@@ -46,22 +47,6 @@ def cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-class Timed:
-    """Wraps a callable, adding its wall time to ``totals[name]`` while ``active``."""
-
-    def __init__(self, fn, name, totals, clock):
-        self.fn, self.name, self.totals, self.clock = fn, name, totals, clock
-
-    def __call__(self, *args, **kwargs):
-        if not self.clock["active"]:
-            return self.fn(*args, **kwargs)
-        start = time.perf_counter()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.totals[self.name] += time.perf_counter() - start
 
 
 def main() -> None:

@@ -1,10 +1,13 @@
-"""Frames per second of the book's Pong network while it trains, rlkit against the book's loop.
+"""Policy-gradient agents on Pong while they learn: rlkit against the book's loop and PyTorch.
 
     python scripts/bench_pg.py [--episodes 10] [--repeats 3] [--out results/bench/pg.json]
+    python scripts/bench_pg.py --algo ppo [--rollouts 10] [--rounds 2] [--threads 2]
+                               [--out results/bench/ppo.json]
 
-Two contestants, each training the book's network (6400 -> 200 ReLU -> 1 sigmoid, no biases)
-with the book's source hyper-parameters (batch 10 episodes, RMSProp decay 0.99, lr 1e-4,
-gamma 0.99, returns restarted at every point and standardised per episode):
+``--algo reinforce`` (the default): frames per second of the book's Pong network. Two
+contestants, each training the book's network (6400 -> 200 ReLU -> 1 sigmoid, no biases) with
+the book's source hyper-parameters (batch 10 episodes, RMSProp decay 0.99, lr 1e-4, gamma 0.99,
+returns restarted at every point and standardised per episode):
 
 - "book loop": a single-file NumPy re-implementation of the book's source (Karpathy's
   pg-pong.py), written here from the chapter's description: float64 weights, one forward pass
@@ -21,15 +24,30 @@ included. End to end: both train on ``envs.make("Pong", preprocess="pg", actions
 for one episode per round (the env does the frame preprocessing for both; the book's
 ``prepro`` is the same function, ``envs.atari.pg_preprocess``). The contestants alternate
 ``--repeats`` times so background load hits them alike; medians are reported. BLAS runs on one
-thread for both (rlkit's setting for this network).
+thread for both (rlkit's setting for this network). Writes results/bench/pg.json.
+
+``--algo ppo``: agent steps per second of PPO on Pong while it learns, with the time split
+(envs, acting, update, other), rlkit's ``PPO.learn`` side by side with the same loop written on
+PyTorch CPU (scripts/_bench_pg_worker.py says what each side does), both with CleanRL's
+ppo_atari settings (8 envs x 128 steps per rollout, 4 minibatches, 4 epochs, Nature-CNN trunk
+with policy and value heads, lr 2.5e-4, clip 0.1, entropy 0.01, value 0.5 clipped, gradient
+norm 0.5) on the same env, ``envs.make_vec("Pong", 8)``. As in bench_core.py, each framework
+runs in a child process of its own with the same thread count (OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS
+in its environment; each sets its own as well), the two alternate ``--rounds`` times and the
+best round of each counts. The target (issue 12): rlkit's steps/s >= PyTorch's; the ratio is
+reported whatever it is. Writes results/bench/ppo.json with the CPU model and the thread count.
+Without torch installed (the ``bench`` extra) only rlkit is timed.
 """
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib.util
 import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -39,10 +57,16 @@ import numpy as np
 from gymnasium import spaces
 from threadpoolctl import threadpool_limits
 
+from _bench_pg_worker import PARTS, PPO_ATARI
+from bench_core import BUSY_LOAD, child_env, cpu_model
+
 import envs
 from agents.policy_gradient import PolicyGradient
 
 TARGET = 2.0
+PPO_TARGET = 1.0  # rlkit steps/s / PyTorch steps/s (issue 12)
+PPO_WORKER = Path(__file__).with_name("_bench_pg_worker.py")
+PPO_PARTS = (*PARTS, "other")
 BOOK = dict(H=200, D=80 * 80, batch_size=10, learning_rate=1e-4, gamma=0.99, decay_rate=0.99)
 
 
@@ -194,15 +218,13 @@ def time_rlkit(env, episodes: int, seed: int) -> float:
     return agent.steps / (time.perf_counter() - start)
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--episodes", type=int, default=10, help="episodes per timed round (10 = one update)")
-    parser.add_argument("--recorded", type=int, default=3, help="distinct real episodes to replay")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds per contestant")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default="results/bench/pg.json")
-    args = parser.parse_args(argv)
+def command_line(argv) -> str:
+    """The command as typed, for the JSON (``argv`` None: this process's own arguments)."""
+    return " ".join(["python scripts/bench_pg.py", *(sys.argv[1:] if argv is None else argv)])
 
+
+def bench_reinforce(args, argv) -> None:
+    """The book's network: rlkit against the book's loop, replayed and live (module docstring)."""
     load_before = os.getloadavg()[0]
     print(f"recording {args.recorded} Pong episodes ...", flush=True)
     recorded = record_episodes(args.recorded, args.seed)
@@ -219,7 +241,7 @@ def main(argv=None) -> int:
     speedup = medians["rlkit"] / medians["book loop"]
     speedup_live = medians["rlkit, live env"] / medians["book loop, live env"]
     report = {
-        "command": "python scripts/bench_pg.py" + ("" if argv is None else " " + " ".join(argv)),
+        "command": command_line(argv),
         "machine": {"cpus": os.cpu_count(), "load_avg_1min_before": load_before,
                     "load_avg_1min_after": os.getloadavg()[0], "platform": platform.platform(),
                     "python": platform.python_version(), "numpy": np.__version__,
@@ -240,13 +262,148 @@ def main(argv=None) -> int:
         "target": TARGET,
         "target_met": speedup >= TARGET,
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+    out = Path(args.out or "results/bench/pg.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"network (replayed frames): book loop {medians['book loop']:,.0f} frames/s, rlkit "
           f"{medians['rlkit']:,.0f} frames/s: {speedup:.2f}x (target {TARGET}x)")
     print(f"end to end (live env): book loop {medians['book loop, live env']:,.0f} frames/s, rlkit "
           f"{medians['rlkit, live env']:,.0f} frames/s: {speedup_live:.2f}x")
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------------------------
+# PPO on Pong against the same loop on PyTorch, each in a process of its own
+# --------------------------------------------------------------------------------------------
+
+def run_ppo_worker(framework: str, args) -> dict:
+    """One run of ``_bench_pg_worker.py`` for ``framework`` in a fresh process whose every
+    thread pool is limited to ``args.threads``; its JSON report. Exits with its stderr if it fails."""
+    command = [sys.executable, str(PPO_WORKER), framework, "--threads", str(args.threads),
+               "--rollouts", str(args.rollouts), "--warmup", str(args.warmup),
+               "--n-envs", str(args.n_envs), "--n-steps", str(args.n_steps), "--seed", str(args.seed)]
+    done = subprocess.run(command, env=child_env(args.threads), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"bench_pg: the {framework} PPO worker failed (exit {done.returncode}):\n"
+                         f"{done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def format_ppo_table(best: dict, settings: dict, threads: int, cpu: dict) -> str:
+    """Steps/s and seconds per rollout by part, one row per framework (its best round)."""
+    batch = settings["n_envs"] * settings["n_steps"]
+    lines = [f"PPO on Pong ({settings['n_envs']} envs x {settings['n_steps']} steps, "
+             f"{settings['n_minibatches']} minibatches x {settings['n_epochs']} epochs); CPU: "
+             f"{cpu.get('model name')} (family {cpu.get('cpu family')}, model {cpu.get('model')}, "
+             f"{' '.join(cpu.get('flags', []))}); threads: {threads}",
+             f"seconds per rollout of {batch} agent steps, by part:"]
+    header = f"{'framework':<10} {'steps/s':>8}" + "".join(f" {part:>8}" for part in PPO_PARTS)
+    lines += [header, "-" * len(header)]
+    for framework, report in best.items():
+        per_rollout = {part: report["seconds"][part] / report["rollouts"] for part in PPO_PARTS}
+        lines.append(f"{framework:<10} {report['steps_per_s']:>8.1f}"
+                     + "".join(f" {per_rollout[part]:>8.3f}" for part in PPO_PARTS))
+    return "\n".join(lines)
+
+
+def bench_ppo(args, argv) -> None:
+    """PPO on Pong with CleanRL's ppo_atari settings: rlkit's ``PPO.learn`` and the same loop on
+    PyTorch CPU, each in a child process with the same thread count, alternating ``--rounds``
+    times; the best round of each counts (module docstring)."""
+    frameworks = args.frameworks.split(",")
+    skipped = None
+    if "torch" in frameworks and importlib.util.find_spec("torch") is None:
+        frameworks.remove("torch")
+        skipped = "torch is not installed (pip install -e '.[bench]')"
+    load_before = os.getloadavg()[0]
+    rounds = {framework: [] for framework in frameworks}
+    for r in range(args.rounds):  # alternate, so a slow spell of the machine hits both sides
+        for framework in frameworks:
+            rounds[framework].append(run_ppo_worker(framework, args))
+            print(f"round {r + 1}: {framework} {rounds[framework][-1]['steps_per_s']:,.1f} steps/s",
+                  flush=True)
+    best = {framework: max(reports, key=lambda report: report["steps_per_s"])
+            for framework, reports in rounds.items()}
+    ratio = (best["rlkit"]["steps_per_s"] / best["torch"]["steps_per_s"]
+             if {"rlkit", "torch"} <= set(best) else None)
+    settings = next(iter(best.values()))["settings"]
+    cpu = cpu_model()
+    report = {
+        "command": command_line(argv),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "what": "PPO on Pong while it learns: agent steps (env steps of all sub-envs) per second "
+                "over the timed rollouts, seconds per part (envs: the vector env's step; acting: "
+                "no-graph forward and draw; update: GAE and the epochs of minibatch steps; other: "
+                "the rest of the loop), each framework in a child process of its own "
+                "(scripts/_bench_pg_worker.py); the best of the rounds counts",
+        "env": "envs.make_vec('Pong', n_envs): ale-py's native vector env, (4, 84, 84) uint8 frames",
+        "settings": settings,
+        "rollouts": args.rollouts, "warmup_rollouts": args.warmup, "rounds": args.rounds,
+        "threads": args.threads,
+        "machine": {"cpu": cpu, "cpu_count": os.cpu_count(),
+                    "loadavg_1min_before_after": [load_before, os.getloadavg()[0]],
+                    "note": "shared 2-core machine: other work may run concurrently"},
+        "steps_per_s": {framework: round(best[framework]["steps_per_s"], 2) for framework in best},
+        "steps_per_s_rounds": {framework: [round(r["steps_per_s"], 2) for r in reports]
+                               for framework, reports in rounds.items()},
+        "seconds_per_rollout": {framework: {part: round(best[framework]["seconds"][part]
+                                                        / args.rollouts, 4) for part in PPO_PARTS}
+                                for framework in best},
+        "ratio": round(ratio, 3) if ratio is not None else None,
+        "ratio_means": "rlkit steps/s / torch steps/s",
+        "target": PPO_TARGET,
+        "target_met": ratio >= PPO_TARGET if ratio is not None else None,
+        "versions": {framework: best[framework]["versions"] for framework in best},
+        "thread_variables": {framework: best[framework]["env"] for framework in best},
+        **({"torch": skipped} if skipped else {}),
+    }
+    out = Path(args.out or "results/bench/ppo.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(format_ppo_table(best, settings, args.threads, cpu))
+    if ratio is not None:
+        print(f"rlkit / torch steps/s: {ratio:.2f} (target >= {PPO_TARGET}: "
+              f"{'met' if ratio >= PPO_TARGET else 'NOT met'})")
+    else:
+        print(f"no ratio: {skipped or 'only ' + ', '.join(best) + ' timed'}")
+    busiest = max(report["machine"]["loadavg_1min_before_after"])
+    if busiest > BUSY_LOAD + args.threads:  # the benchmark's own load is about args.threads
+        print(f"warning: 1-minute load average reached {busiest:.1f} on {os.cpu_count()} cores: other "
+              "work shared the machine, so these rates are unreliable; rerun when it is quiet")
+    print(f"wrote {out}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--algo", choices=("reinforce", "ppo"), default="reinforce",
+                        help="reinforce: the book's network against the book's loop; ppo: PPO on "
+                             "Pong against the same loop on PyTorch CPU")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=None,
+                        help="JSON report (default results/bench/pg.json; --algo ppo: results/bench/ppo.json)")
+    book = parser.add_argument_group("--algo reinforce")
+    book.add_argument("--episodes", type=int, default=10, help="episodes per timed round (10 = one update)")
+    book.add_argument("--recorded", type=int, default=3, help="distinct real episodes to replay")
+    book.add_argument("--repeats", type=int, default=3, help="alternating rounds per contestant")
+    ppo = parser.add_argument_group("--algo ppo")
+    ppo.add_argument("--rollouts", type=int, default=10,
+                     help="timed rollouts (with their updates) per framework and round")
+    ppo.add_argument("--warmup", type=int, default=1, help="untimed rollouts before them")
+    ppo.add_argument("--rounds", type=int, default=2,
+                     help="rlkit and torch processes run alternately this many times; the best round counts")
+    ppo.add_argument("--threads", type=int, default=2, help="threads for every pool of both frameworks")
+    ppo.add_argument("--frameworks", default="rlkit,torch", help="rlkit, torch or both (comma-separated)")
+    ppo.add_argument("--n-envs", type=int, default=PPO_ATARI["n_envs"],
+                     help="environments (CleanRL's 8; fewer only for smoke tests)")
+    ppo.add_argument("--n-steps", type=int, default=PPO_ATARI["n_steps"],
+                     help="steps of every env per rollout (CleanRL's 128; fewer only for smoke tests)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.frameworks.split(",")) - {"rlkit", "torch"})
+    if unknown:
+        parser.error(f"--frameworks takes rlkit, torch or both, got {', '.join(unknown)}")
+    if min(args.rollouts, args.rounds, args.n_envs, args.n_steps) < 1 or args.warmup < 0:
+        parser.error("--rollouts, --rounds, --n-envs and --n-steps must be at least 1, --warmup at least 0")
+    (bench_ppo if args.algo == "ppo" else bench_reinforce)(args, argv)
     return 0
 
 

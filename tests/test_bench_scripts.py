@@ -1,5 +1,6 @@
-"""The engine benchmark's worker runs every case on rlkit (one short sample each), so a change
-to the engine or the agents cannot silently break scripts/bench_core.py or bench_dqn.py."""
+"""The engine benchmark's worker runs every case on rlkit (one short sample each), and bench_pg's
+PPO case runs rlkit's side for one tiny rollout, so a change to the engine or the agents cannot
+silently break scripts/bench_core.py, bench_dqn.py or bench_pg.py --algo ppo."""
 import json
 import subprocess
 import sys
@@ -9,6 +10,7 @@ SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
 
 from _bench_core_worker import CASES, case_flops  # noqa: E402
+from _bench_pg_worker import PPO_ATARI  # noqa: E402
 
 
 def test_rlkit_worker_times_every_case():
@@ -37,3 +39,28 @@ def test_breakdown_accounts_for_the_whole_update_by_op():
     for label in ("forward Conv2d", "backward Conv2d", "forward Linear", "backward Linear", "optimiser step"):
         assert ms[label] > 0, label
     assert abs(sum(ms.values()) - report["total_ms"]) < 0.01 * report["total_ms"]
+
+
+def test_bench_pg_ppo_times_rlkit_on_one_tiny_rollout(tmp_path):
+    out = tmp_path / "ppo.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_pg.py"), "--algo", "ppo", "--frameworks", "rlkit",
+         "--n-envs", "2", "--n-steps", "16", "--rollouts", "1", "--warmup", "0", "--rounds", "1",
+         "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert report["settings"]["n_envs"] == 2 and report["settings"]["n_steps"] == 16
+    assert report["settings"]["clip_range"] == 0.1 and report["threads"] == 1
+    assert report["steps_per_s"]["rlkit"] > 0 and report["ratio"] is None  # torch not asked for
+    parts = report["seconds_per_rollout"]["rlkit"]
+    assert set(parts) == {"envs", "acting", "update", "other"}
+    assert all(parts[part] > 0 for part in ("envs", "acting", "update"))
+    assert "model name" in report["machine"]["cpu"]
+    assert "rlkit " in done.stdout and "no ratio: only rlkit timed" in done.stdout
+
+
+def test_bench_pg_ppo_settings_are_the_pong_preset_train_pg_uses():
+    """The benchmark gives both sides PPO_ATARI; it must stay what rlkit's PPO trains Pong with."""
+    from agents.ppo import PRESETS
+    settings = {k: v for k, v in PPO_ATARI.items() if k != "n_envs"}
+    assert settings == {k: PRESETS["cnn"][k] for k in settings}
