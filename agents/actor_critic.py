@@ -81,6 +81,10 @@ class ActorCriticConfig(PolicyConfig):
              "entropy_coef": number(0), "gae_lambda": number(0, 1), "normalize_advantages": FLAG,
              "reward_scale": number(0, low_open=True), "init_log_std": number(-20, 5),
              "normalize_observations": FLAG, "normalize_rewards": FLAG}
+    # also fixed on resume: the Gaussian's starting spread (used once) and which running
+    # statistics the checkpoint holds
+    FIXED_ON_RESUME = PolicyConfig.FIXED_ON_RESUME + ("init_log_std", "normalize_observations",
+                                                      "normalize_rewards")
 
 
 PRESETS = {

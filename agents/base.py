@@ -39,6 +39,27 @@ def validate_config(config) -> None:
     check_fields(config, config.RULES)
 
 
+def resume_hyperparams(config_cls, saved: dict, overrides: dict) -> dict:
+    """The hyper-parameters a loaded agent is rebuilt with: the checkpoint's (``saved``) with
+    ``overrides`` laid over them, except that ``device`` is never the checkpoint's (it is the
+    machine's: the override, else ``$RLKIT_DEVICE``, else cpu).
+
+    An override of a field in ``config_cls.FIXED_ON_RESUME`` (what shapes the network and the
+    saved state, or happened once: initialisation, seeding) that differs from the saved value
+    raises ValueError naming both values; every other field may change on resume."""
+    for name in config_cls.FIXED_ON_RESUME:
+        if name in overrides and name in saved and _plain(overrides[name]) != _plain(saved[name]):
+            raise ValueError(f"{name} cannot change on resume: the checkpoint was made with "
+                             f"{_plain(saved[name])!r}, not {_plain(overrides[name])!r} (start a new "
+                             "run for that)")
+    return {**saved, **overrides, "device": overrides.get("device")}
+
+
+def _plain(value):
+    """A config value as JSON gives it back (tuples as lists), so saved and given compare equal."""
+    return list(value) if isinstance(value, tuple) else value
+
+
 def env_signature(env) -> dict:
     """What a checkpoint records about its env: id (or class name), both spaces as text (what
     loading compares) and as JSON (what rebuilds them for an agent loaded without an env)."""

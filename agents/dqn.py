@@ -41,7 +41,8 @@ from gymnasium import spaces
 
 from agents import networks
 from agents.networks import ObsAdapter, prefixed, seed_everything, unprefixed
-from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint, validate_config
+from agents.base import (SpacesOnly, env_signature, load_checkpoint, resume_hyperparams,
+                         save_checkpoint, validate_config)
 from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit import nn, no_grad, optim
 from rlkit.checks import FLAG, TEXT, check, integer, number, one_of, optional, sizes
@@ -109,8 +110,8 @@ class DQNConfig:
     """Hidden layers of the MLP (vector and Discrete observations)."""
     seed: int | None = None
     """Seeds initialisation, exploration, replay sampling and the first env reset."""
-    device: str = "cpu"
-    """"cpu" or "cuda"."""
+    device: str | None = None
+    """"cpu" or "cuda"; None (unset): $RLKIT_DEVICE, else "cpu"."""
     threads: int = 0
     """CPU math threads; 0: automatic (1 for MLPs, the library default for the CNN)."""
 
@@ -126,8 +127,12 @@ class DQNConfig:
         "network": one_of(*sorted(nn.IMAGE_NETWORKS)), "adam_eps": number(0, low_open=True),
         "prioritized": FLAG, "priority_alpha": number(0), "priority_beta": number(0, 1),
         "priority_beta_steps": integer(0), "hidden_sizes": sizes(1), "seed": optional(integer(0)),
-        "device": TEXT, "threads": integer(0),
+        "device": optional(TEXT), "threads": integer(0),
     }
+    # what a resume cannot change (agents.base.resume_hyperparams): the network's and the
+    # replay's shapes, the optimiser's state, and the seed (used once, at the start)
+    FIXED_ON_RESUME = ("buffer_size", "hidden_sizes", "network", "dueling", "optimizer",
+                       "prioritized", "priority_alpha", "seed")
 
     def __post_init__(self):
         validate_config(self)
@@ -429,7 +434,9 @@ class DQN:
 
         ``replay_path``: the replay memory saved with it (:func:`agents.base.saved_replay`
         finds it); a replay of another step or file raises ValueError saying which.
-        ``overrides`` change hyper-parameters that do not alter shapes (e.g. ``device``).
+        ``overrides`` change hyper-parameters (e.g. ``learning_rate``, ``device``); one in
+        ``DQNConfig.FIXED_ON_RESUME`` that differs from the checkpoint's raises ValueError.
+        The device is never the checkpoint's: unset, it comes from $RLKIT_DEVICE, else cpu.
         Without ``env`` a stand-in with the saved spaces is used: predict works, learn does not.
         """
         header, arrays = load_checkpoint(path, cls, env)
@@ -437,13 +444,14 @@ class DQN:
         # network "nature", no dueling head), not today's preset, rebuilds that agent
         predating = {f.name: f.default for f in dataclasses.fields(DQNConfig)
                      if f.name not in header["hyperparams"]}
-        hyper = {**predating, **header["hyperparams"], **overrides}
+        hyper = resume_hyperparams(DQNConfig, {**predating, **header["hyperparams"]}, overrides)
         agent = cls(env if env is not None else SpacesOnly(header["env"]), **hyper)
         agent.q_net.load_state_dict(unprefixed("q", arrays))
         target = unprefixed("target", arrays)
         agent.target_net.load_state_dict(target or unprefixed("q", arrays))  # weights-only files
         if any(k.startswith("optim/") for k in arrays):
             agent.optimizer.load_state_dict(unprefixed("optim", arrays))
+            agent.optimizer.lr = agent.config.learning_rate  # the state holds the rate it had
         agent.steps, agent.episodes, agent.updates = header["steps"], header["episodes"], header["updates"]
         agent._probe = arrays.get("probe")
         restore_generator(agent.rng, header["rng"])

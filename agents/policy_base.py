@@ -24,7 +24,8 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv
 
 from agents import networks
-from agents.base import SpacesOnly, env_signature, load_checkpoint, save_checkpoint, validate_config
+from agents.base import (SpacesOnly, env_signature, load_checkpoint, resume_hyperparams,
+                         save_checkpoint, validate_config)
 from agents.policy_networks import (BOOK_INPUTS, Core, PolicyNetwork, book_network, encoder_for,
                                     state_rows)
 from agents.training_run import TrainingRun
@@ -65,8 +66,8 @@ class PolicyConfig:
     """Clip the global gradient norm to this before each update (0: no clipping)."""
     seed: int | None = None
     """Seeds initialisation, the agent's action draws and the env's first reset."""
-    device: str = "cpu"
-    """"cpu" or "cuda"."""
+    device: str | None = None
+    """"cpu" or "cuda"; None (unset): $RLKIT_DEVICE, else "cpu"."""
     threads: int = 0
     """CPU math threads; 0: automatic (1 for MLPs, the library default otherwise)."""
 
@@ -76,9 +77,13 @@ class PolicyConfig:
         "recurrent": FLAG, "lstm_size": integer(1), "gamma": number(0, 1),
         "learning_rate": number(0, low_open=True), "optimizer": one_of("rmsprop", "adam"),
         "rmsprop_decay": number(0, 1, high_open=True), "optimizer_eps": number(0, low_open=True),
-        "max_grad_norm": number(0), "seed": optional(integer(0)), "device": TEXT,
+        "max_grad_norm": number(0), "seed": optional(integer(0)), "device": optional(TEXT),
         "threads": integer(0),
     }
+    # what a resume cannot change (agents.base.resume_hyperparams): the network's shape, the
+    # optimiser's state, and the seed (used once, at the start); subclasses extend it
+    FIXED_ON_RESUME = ("policy", "hidden_sizes", "activation", "recurrent", "lstm_size",
+                       "optimizer", "seed")
 
     def __post_init__(self):
         validate_config(self)
@@ -320,16 +325,19 @@ class PolicyAgent:
     @classmethod
     def load(cls, path: str | os.PathLike, env=None, **overrides):
         """Rebuild an agent from ``save``; with ``env`` (checked against the file) it can go on
-        learning. ``overrides`` change settings that keep shapes (e.g. ``device``). Without
-        ``env`` it can only ``predict``.
+        learning. ``overrides`` change hyper-parameters (e.g. ``learning_rate``, ``device``);
+        one in ``Config.FIXED_ON_RESUME`` that differs from the checkpoint's raises ValueError.
+        The device is never the checkpoint's: unset, it comes from $RLKIT_DEVICE, else cpu.
+        Without ``env`` it can only ``predict``.
         """
         header, arrays = load_checkpoint(path, cls, _SingleEnvView.of(env))
-        hyper = {**header["hyperparams"], **overrides}
+        hyper = resume_hyperparams(cls.Config, header["hyperparams"], overrides)
         agent = cls(env if env is not None else SpacesOnly(header["env"]), **hyper)
         if env is None:
             agent.env, agent._env_signature = None, header["env"]
         agent.net.load_state_dict(networks.unprefixed("net", arrays))
         agent.optimizer.load_state_dict(networks.unprefixed("optim", arrays))
+        agent.optimizer.lr = agent.config.learning_rate  # the state holds the rate it had
         agent.steps, agent.episodes, agent.updates = header["steps"], header["episodes"], header["updates"]
         restore_generator(agent.rng, header["rng"])
         restore_global_rng(header["global_rng"])

@@ -150,7 +150,7 @@ class PolicyGradient(PolicyAgent):
         self.episodes += 1
         run.episode_end(self.steps, self.episodes, float(np.sum(rewards)), len(rewards))
         self.episodes_in_batch += 1
-        if self.episodes_in_batch == self.config.batch_episodes:
+        if self.episodes_in_batch >= self.config.batch_episodes:  # >=: a resume may lower it
             self._apply_gradients()
             self.episodes_in_batch = 0
 

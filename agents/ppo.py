@@ -83,6 +83,7 @@ class PPOConfig(ActorCriticConfig):
     RULES = {**ActorCriticConfig.RULES, "n_epochs": integer(1), "n_minibatches": integer(1),
              "clip_range": number(0, low_open=True), "clip_value": FLAG, "anneal_lr": FLAG,
              "orthogonal_init": FLAG}
+    FIXED_ON_RESUME = ActorCriticConfig.FIXED_ON_RESUME + ("orthogonal_init",)  # used once
 
 
 # PPO's own settings; see each line for its source. Keys are policy kinds ("mlp", "cnn"); an

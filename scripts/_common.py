@@ -10,6 +10,7 @@ import argparse
 import ast
 import dataclasses
 import inspect
+import json
 from pathlib import Path
 
 from _tabular import fail, json_object
@@ -84,10 +85,27 @@ def given_values(args: argparse.Namespace, names) -> dict:
     return {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
 
 
-def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple:
-    """For ``--resume RUN_DIR``: (RunDir, the flags saved in its config.json overridden by those
-    given now with a non-default value, e.g. a larger ``--steps``). Exits with one line when
-    RUN_DIR is no run folder or its config.json cannot be read."""
+# What a run is: a resume that types one of these with another value is refused.
+RUN_IDENTITY = ("env", "env_kwargs", "living_reward", "slip")
+
+
+def typed_flags(parser: argparse.ArgumentParser, argv, args: argparse.Namespace) -> set[str]:
+    """The names of the flags typed in ``argv`` (None: the command line), as opposed to those
+    left at their defaults; ``args`` is what ``parser`` made of ``argv``."""
+    unset = object()
+    # argparse fills in a default only where the namespace lacks the attribute
+    probe = parser.parse_args(argv, argparse.Namespace(**{name: unset for name in vars(args)}))
+    return {name for name, value in vars(probe).items() if value is not unset}
+
+
+def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace, argv,
+                 identity=RUN_IDENTITY) -> tuple:
+    """For ``--resume RUN_DIR``: (RunDir, the flags saved in its config.json with those typed
+    now laid over them, e.g. a larger ``--steps``, and the names of the flags typed now).
+
+    Exits with one line when RUN_DIR is no run folder, its config.json cannot be read, or a
+    flag of ``identity`` (what the run is: its env, its algorithm) is typed with a value other
+    than the run's. Hyper-parameters typed now are the agent's to apply or refuse (its load)."""
     if args.overwrite:
         fail("--overwrite starts a new run; --resume continues one: give one of them")
     config = Path(args.resume) / RunDir.CONFIG
@@ -100,9 +118,37 @@ def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> t
         fail(f"--resume {args.resume}: cannot read its config: {e}")
     if not isinstance(saved, dict):
         fail(f"--resume {args.resume}: {config} does not hold a JSON object")
-    changed = {k: v for k, v in vars(args).items() if v != parser.get_default(k)}
+    typed = typed_flags(parser, argv, args) - {"resume"}
+    for name in identity:
+        if name in typed and name in saved and getattr(args, name) != saved[name]:
+            fail(f"--{name.replace('_', '-')} {getattr(args, name)}: {args.resume} was made with "
+                 f"{saved[name]}, and a resume cannot change it (start a new run for that)")
     flags = {k: v for k, v in saved.items() if k in vars(args)}
-    return run, argparse.Namespace(**{**vars(args), **flags, **changed})
+    return run, argparse.Namespace(**{**vars(args), **flags,
+                                      **{k: getattr(args, k) for k in typed}}), typed
+
+
+def record_resume(run: RunDir, args: argparse.Namespace, typed: set, agent) -> None:
+    """Write into config.json what this resume changed: the flags typed now, the agent's
+    hyper-parameters as they now are, and under "resumes" the step and [old, new] of each
+    hyper-parameter that changed, which one line also says. Exits with one line (status 1)
+    when the disk has no room for it."""
+    if not typed:
+        return
+    config = run.read_config()
+    before = config.get("hyperparams", {})
+    now = json.loads(json.dumps(dataclasses.asdict(agent.config)))  # tuples as JSON's lists
+    changed = {k: [before.get(k), now[k]] for k in sorted(typed) if k in now and before.get(k) != now[k]}
+    config.update({k: getattr(args, k) for k in typed}, hyperparams=now)
+    if changed:
+        config.setdefault("resumes", []).append({"step": agent.steps, "changed": changed})
+        print(f"resuming at step {agent.steps:,} with "
+              f"{', '.join(f'{k} {old!r} -> {new!r}' for k, (old, new) in changed.items())} "
+              "(recorded in config.json)")
+    try:
+        run.write_config(config)
+    except DiskFullError as e:
+        fail(e, status=1)
 
 
 def plot_run(run: RunDir, title: str) -> None:

@@ -5,7 +5,9 @@ Every hyper-parameter of ``agents.dqn.DQNConfig`` is a flag (``--learning-rate``
 preset for the env's observations (``agents.dqn.PRESETS``: Atari's is the recipe README "The
 Atari recipe" explains, chosen for a 2-core CPU). The run directory gets config.json,
 progress.csv, eval.csv, health.csv, checkpoints/latest.npz and best.npz, and reward_curve.png.
-Ctrl+C or SIGTERM saves ``latest`` and exits; ``--resume RUN_DIR`` continues from it.
+Ctrl+C or SIGTERM saves ``latest`` and exits; ``--resume RUN_DIR`` continues from it, with
+any hyper-parameter typed then applied and recorded in config.json, or refused in one line
+when it cannot change (``DQNConfig.FIXED_ON_RESUME``, the env).
 A new run needs ``--run-dir`` missing or empty (``--overwrite`` replaces an earlier run there);
 evaluation episodes are cut at ``--max-eval-steps``, and a stop is honoured during them too.
 """
@@ -17,7 +19,7 @@ import sys
 from pathlib import Path
 
 from _common import (add_config_flags, add_run_flags, check_run_flags, fill_defaults, given_values,
-                     latest_checkpoint, resumed_args, train_in_run)
+                     latest_checkpoint, record_resume, resumed_args, train_in_run)
 from _tabular import ArgumentParser, add_common_flags, fail, make_env, open_run
 
 import envs
@@ -37,7 +39,7 @@ RUN_PRESETS = {
 # --env-kwargs '{"repeat_action_probability": 0.25}' trains with them.
 ATARI_TRAINING_ENV_KWARGS = {"repeat_action_probability": 0.0}
 CONFIG_FLAGS_SET_ELSEWHERE = {"seed"}  # --seed comes with the common flags
-RESUME_OVERRIDES = ("device", "threads")  # hyper-parameters a resumed run may change
+HYPERPARAMETERS = {f.name for f in dataclasses.fields(DQNConfig)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +79,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     resume_dir = args.resume
     if resume_dir:
-        run, args = resumed_args(parser, args)
+        run, args, typed = resumed_args(parser, args, argv)
     elif envs.is_atari(args.env):
         args.env_kwargs = {**ATARI_TRAINING_ENV_KWARGS, **(args.env_kwargs or {})}
     env = make_env(args)
@@ -88,15 +90,17 @@ def main(argv=None) -> int:
     try:
         if resume_dir:
             latest = latest_checkpoint(run)
-            # how to run may change on resume; what was learned (shapes, schedule) may not
-            how = given_values(args, RESUME_OVERRIDES)
-            agent = DQN.load(latest, env, replay_path=resume_replay(latest), **how)
+            # the hyper-parameters typed now: DQN.load applies them or refuses those it cannot
+            changes = {k: getattr(args, k) for k in typed & HYPERPARAMETERS}
+            agent = DQN.load(latest, env, replay_path=resume_replay(latest), **changes)
         else:
-            hyper = {**given_values(args, [f.name for f in dataclasses.fields(DQNConfig)]), "seed": args.seed}
+            hyper = {**given_values(args, HYPERPARAMETERS), "seed": args.seed}
             agent = DQN(env, **hyper)   # before the run folder: a refused config leaves nothing
             run = open_run(args, "dqn", dataclasses.asdict(agent.config))
     except (ValueError, DeviceUnavailableError) as e:
         fail(e)
+    if resume_dir:
+        record_resume(run, args, typed, agent)
     train_in_run(agent, run, args, eval_env, f"DQN on {args.env} ({kind} preset)", args.save_replay)
     return 0
 

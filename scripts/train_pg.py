@@ -19,7 +19,9 @@ frames.
 The run directory gets config.json, progress.csv (one row per episode), eval.csv,
 checkpoints/latest.npz and best.npz, and reward_curve.png. Ctrl+C or SIGTERM saves ``latest``
 and exits; ``--resume RUN_DIR`` continues from it (on classic-control and toy-text worlds
-exactly, the episodes in progress included; Pong's episodes start afresh).
+exactly, the episodes in progress included; Pong's episodes start afresh). A hyper-parameter
+typed with ``--resume`` is applied and recorded in config.json, or refused in one line when it
+cannot change (the config's ``FIXED_ON_RESUME``, ``--algo``, ``--n-envs``, the env).
 A new run needs ``--run-dir`` missing or empty (``--overwrite`` replaces an earlier run there);
 evaluation episodes are cut at ``--max-eval-steps``, and a stop is honoured during them too.
 """
@@ -31,8 +33,8 @@ import sys
 
 import gymnasium as gym
 
-from _common import (add_config_flags, add_run_flags, check_run_flags, fill_defaults, given_values,
-                     latest_checkpoint, resumed_args, train_in_run)
+from _common import (RUN_IDENTITY, add_config_flags, add_run_flags, check_run_flags, fill_defaults,
+                     given_values, latest_checkpoint, record_resume, resumed_args, train_in_run)
 from _tabular import _ENV_ERRORS, ArgumentParser, add_common_flags, fail, open_run
 
 import envs
@@ -50,7 +52,6 @@ RUN_PRESETS = {
     "pong": dict(steps=5_000_000, eval_every=100_000, eval_episodes=3, checkpoint_every=50_000),
     "other": dict(steps=200_000, eval_every=10_000, eval_episodes=10, checkpoint_every=20_000),
 }
-RESUME_OVERRIDES = ("device", "threads")  # how to run may change on resume, not what is learned
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,7 +109,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     resume_dir = args.resume
     if resume_dir:
-        run, args = resumed_args(parser, args)
+        run, args, typed = resumed_args(parser, args, argv, RUN_IDENTITY + ("algo", "n_envs"))
     agent_cls, config_cls = ALGOS[args.algo]
     foreign = [k for name, (_, c) in ALGOS.items() if name != args.algo
                for k in given_values(args, c.__dataclass_fields__)
@@ -121,13 +122,17 @@ def main(argv=None) -> int:
     try:
         if resume_dir:
             latest = latest_checkpoint(run)
-            agent = agent_cls.load(latest, env, **given_values(args, RESUME_OVERRIDES))
+            # the hyper-parameters typed now: load applies them or refuses those it cannot
+            agent = agent_cls.load(latest, env, **{k: getattr(args, k) for k in typed
+                                                   if k in config_cls.__dataclass_fields__})
         else:
             hyper = {**given_values(args, config_cls.__dataclass_fields__), "seed": args.seed}
             agent = agent_cls(env, **hyper)  # before the run folder: a refused config leaves nothing
             run = open_run(args, f"pg-{args.algo}", dataclasses.asdict(agent.config))
     except (ValueError, TypeError, DeviceUnavailableError, gym.error.Error) as e:
         fail(e)
+    if resume_dir:
+        record_resume(run, args, typed, agent)
     train_in_run(agent, run, args, eval_env, f"{args.algo} on {args.env} (policy {agent.config.policy})")
     return 0
 

@@ -2,6 +2,7 @@
 and no traceback (and no run folder left behind); every API refusal is a ValueError whose
 message names the setting, in the one shape ``<name> must be <range>, got <value>``."""
 import dataclasses
+import importlib
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from agents.dqn import DQN, DQNConfig
 from agents.policy_gradient import PolicyGradient, PolicyGradientConfig
 from agents.q_learning import QLearning
 from agents.training_run import TrainingRun, evaluate
-from rlkit import nn, optim
+from rlkit import DeviceUnavailableError, cuda_available, nn, optim
 from rlkit.checks import check_fields
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,8 +46,21 @@ def not_a_run(folder: Path) -> None:
     (folder / "notes.txt").write_text("mine")
 
 
+def a2c_run(folder: Path) -> None:
+    """A finished 64-step A2C run on CartPole-v1 (the script fixture put scripts/ on sys.path)."""
+    importlib.import_module("train_pg").main(
+        CARTPOLE + ["--algo", "a2c", "--n-envs", "2", "--n-steps", "8", "--steps", "64",
+                    "--eval-episodes", "1", "--no-tensorboard", "--run-dir", str(folder)])
+
+
+def dqn_run(folder: Path) -> None:
+    """A finished 50-step DQN run on RoomExit."""
+    importlib.import_module("train_dqn").main(
+        ROOM + ["--steps", "50", "--eval-episodes", "1", "--no-tensorboard", "--run-dir", str(folder)])
+
+
 # (script, flags, what the error line must say, how to prepare RUN first (None: RUN is missing
-# and must still be missing afterwards)); "RUN" in the flags is the test's folder
+# and must still be missing afterwards)); "RUN" in the flags and the message is the test's folder
 SCRIPT_CASES = [
     # the run's schedule
     ("train_dqn", ROOM + ["--steps", "-5"], "total_steps must be an integer >= 0, got -5", None),
@@ -95,6 +109,16 @@ SCRIPT_CASES = [
     ("train_pg", ["--resume", "RUN"], "not a run folder", a_file),
     ("train_dqn", ["--resume", "RUN"], "cannot read its config", corrupt_run),
     ("train_dqn", ["--resume", "RUN", "--overwrite"], "give one of them", non_empty),
+    # a resume cannot change what the run is, nor what shapes its network and saved state
+    ("train_pg", ["--resume", "RUN", "--algo", "reinforce"],
+     "--algo reinforce: RUN was made with a2c, and a resume cannot change it", a2c_run),
+    ("train_pg", ["--resume", "RUN", "--env", "Acrobot-v1"], "was made with CartPole-v1", a2c_run),
+    ("train_pg", ["--resume", "RUN", "--n-envs", "4"], "--n-envs 4: RUN was made with 2", a2c_run),
+    ("train_pg", ["--resume", "RUN", "--hidden-sizes", "32"],
+     "hidden_sizes cannot change on resume: the checkpoint was made with [64, 64], not [32]", a2c_run),
+    ("train_dqn", ["--resume", "RUN", "--buffer-size", "500"], "buffer_size cannot change on resume",
+     dqn_run),
+    ("train_dqn", ["--resume", "RUN", "--seed", "7"], "seed cannot change on resume", dqn_run),
 ]
 
 
@@ -114,7 +138,7 @@ def test_scripts_refuse_with_one_error_line(script, tmp_path, capsys, name, flag
     err = capsys.readouterr().err
     errors = [line for line in err.splitlines() if line.startswith("error:")]
     assert exit_info.value.code == 2 and "Traceback" not in err
-    assert len(errors) == 1 and message in errors[0], err
+    assert len(errors) == 1 and message.replace("RUN", str(run)) in errors[0], err
     if prepare is None:
         assert not run.exists()                 # a refused run leaves no folder
     elif before is not None:
@@ -127,6 +151,30 @@ def test_a_refusal_is_one_line_for_the_real_process_too(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "error: batch_size must be an integer >= 1, got 0"
+
+
+@pytest.mark.skipif(cuda_available(), reason="a GPU answers here: RLKIT_DEVICE=cuda is no error")
+def test_rlkit_device_is_honoured_when_no_device_is_given(script, tmp_path, monkeypatch, capsys):
+    """The configs' device defaulted to "cpu", so RLKIT_DEVICE=cuda ran on the CPU without a
+    word; unset, it now comes from the variable, and without a GPU that is the usual error:
+    for a new agent, a loaded one (the checkpoint's device is not used) and both scripts."""
+    dqn_run(tmp_path / "dqn")
+    monkeypatch.setenv("RLKIT_DEVICE", "cuda")
+    for make in (lambda: DQN(envs.make("RoomExit")), lambda: PolicyGradient(envs.make("CartPole-v1")),
+                 lambda: DQN.load(tmp_path / "dqn" / "checkpoints" / "latest.npz", envs.make("RoomExit"))):
+        with pytest.raises(DeviceUnavailableError, match="device 'cuda' was requested"):
+            make()
+    capsys.readouterr()
+    for name, argv in (("train_dqn", ROOM + ["--run-dir", str(tmp_path / "new")]),
+                       ("train_pg", CARTPOLE + ["--run-dir", str(tmp_path / "new")]),
+                       ("train_dqn", ["--resume", str(tmp_path / "dqn")])):
+        with pytest.raises(SystemExit) as exit_info:
+            script(name).main(argv)
+        err = capsys.readouterr().err
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert exit_info.value.code == 2 and "Traceback" not in err
+        assert len(errors) == 1 and "device 'cuda' was requested" in errors[0], err
+        assert not (tmp_path / "new").exists()
 
 
 def test_overwrite_replaces_the_earlier_run(script, tmp_path):

@@ -161,6 +161,16 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
                                   resumed.optimizer.state_dict()["exp_avg"])
 
 
+def test_load_applies_changed_hyperparameters_and_refuses_fixed_ones(tmp_path):
+    DQN(envs.make("RoomExit"), seed=0, learning_rate=1e-3).learn(250).save(tmp_path / "ckpt.npz")
+    agent = DQN.load(tmp_path / "ckpt.npz", envs.make("RoomExit"), learning_rate=5e-5, gamma=0.8)
+    assert agent.optimizer.lr == agent.config.learning_rate == 5e-5 and agent.config.gamma == 0.8
+    assert agent.optimizer.state_dict()["steps"] > 0  # the optimiser's state is still the saved one
+    with pytest.raises(ValueError, match=r"hidden_sizes cannot change on resume: the checkpoint "
+                                         r"was made with \[64\], not \[32\]"):
+        DQN.load(tmp_path / "ckpt.npz", envs.make("RoomExit"), hidden_sizes=(32,))
+
+
 def test_checkpoint_for_another_env_is_refused(tmp_path):
     DQN(envs.make("RoomExit"), seed=0).save(tmp_path / "room.npz")
     with pytest.raises(ValueError, match="made for"):

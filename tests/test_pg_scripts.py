@@ -6,9 +6,11 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from agents.actor_critic import ActorCritic
 from agents.policy_gradient import PolicyGradient
-from rlkit.runs import read_csv
+from rlkit.runs import load_npz, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,6 +36,29 @@ def test_reinforce_run_directory_and_resume(script, tmp_path):
     assert episodes == list(range(1, len(rows) + 1))  # the count goes on where it stopped
     assert [int(r["step"]) for r in read_csv(run / "eval.csv")] == [1000, 2000, 3000, 4000]
     assert PolicyGradient.load(run / "checkpoints/latest.npz").steps == 4000
+
+
+def test_a_resume_applies_a_new_learning_rate_and_records_it(script, tmp_path, capsys):
+    """--resume RUN --lr 5e-5 went on at the old rate without a word; now it trains at the new
+    one, says so in one line and records it in config.json, where a later resume finds it."""
+    train = script("train_pg").main
+    run = tmp_path / "run"
+    assert train(["--env", "CartPole-v1", "--algo", "a2c", "--n-envs", "2", "--n-steps", "8",
+                  "--steps", "64", "--eval-episodes", "1", "--no-progress", "--no-tensorboard",
+                  "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert train(["--resume", str(run), "--lr", "5e-5", "--steps", "128", "--no-progress"]) == 0
+    assert "resuming at step 64 with learning_rate 0.01 -> 5e-05 (recorded in config.json)" in \
+        capsys.readouterr().out
+    latest = run / "checkpoints" / "latest.npz"
+    assert load_npz(latest)["optim/lr"] == np.float64(5e-5)  # the rate the session trained at
+    config = json.loads((run / "config.json").read_text())
+    assert config["resumes"] == [{"step": 64, "changed": {"learning_rate": [0.01, 5e-05]}}]
+    assert config["learning_rate"] == config["hyperparams"]["learning_rate"] == 5e-05
+    assert config["steps"] == 128
+    assert train(["--resume", str(run), "--steps", "192", "--no-progress"]) == 0
+    assert load_npz(latest)["optim/lr"] == np.float64(5e-5) and ActorCritic.load(latest).steps == 192
+    assert len(json.loads((run / "config.json").read_text())["resumes"]) == 1
 
 
 def test_pong_gets_the_books_network_and_hyperparameters(script, tmp_path):

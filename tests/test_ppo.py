@@ -367,7 +367,7 @@ def test_observation_and_reward_normalisation_statistics_are_used_and_saved(tmp_
     np.testing.assert_array_equal(loaded.predict(raw), agent.predict(raw))
     plain = PPO(envs.make_vec("Pendulum-v1", 2), seed=0)
     plain.save(tmp_path / "plain.npz")
-    with pytest.raises(ValueError, match="no obs_rms statistics"):
+    with pytest.raises(ValueError, match="normalize_observations cannot change on resume"):
         PPO.load(tmp_path / "plain.npz", normalize_observations=True)
     with pytest.raises(ValueError, match="vector"):
         PPO(gym.make_vec("FrozenLake-v1", 2), normalize_observations=True)
