@@ -50,8 +50,8 @@ def resume_hyperparams(config_cls, saved: dict, overrides: dict) -> dict:
     for name in config_cls.FIXED_ON_RESUME:
         if name in overrides and name in saved and _plain(overrides[name]) != _plain(saved[name]):
             raise ValueError(f"{name} cannot change on resume: the checkpoint was made with "
-                             f"{_plain(saved[name])!r}, not {_plain(overrides[name])!r} (start a new "
-                             "run for that)")
+                             f"{_plain(saved[name])!r}, not {_plain(overrides[name])!r} "
+                             "(start a new run for that)")
     return {**saved, **overrides, "device": overrides.get("device")}
 
 

@@ -364,7 +364,8 @@ class TrainingRun:
         if self._tb is not None:
             self._tb.flush()
         # a new name each time: a replay rewritten in place could pair with the previous latest
-        replay = folder / f"replay-{agent.steps}-{secrets.token_hex(3)}.npz" if self.save_replay else None
+        replay = (folder / f"replay-{agent.steps}-{secrets.token_hex(3)}.npz"
+                  if self.save_replay else None)
         try:
             agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval},
                        replay_path=replay)

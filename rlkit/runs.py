@@ -89,7 +89,8 @@ def _megabytes(size: int) -> str:
 # --------------------------------------------------------------------------------------------
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "w", needed: int | None = None) -> Iterator[IO]:
+def atomic_open(path: str | os.PathLike, mode: str = "w",
+                needed: int | None = None) -> Iterator[IO]:
     """Open a temporary file next to ``path``; on a clean exit fsync it and rename it to ``path``.
 
     ``mode`` is ``"w"`` (text, UTF-8) or ``"wb"``. If the block raises, the temporary file is

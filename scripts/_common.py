@@ -138,7 +138,8 @@ def record_resume(run: RunDir, args: argparse.Namespace, typed: set, agent) -> N
     config = run.read_config()
     before = config.get("hyperparams", {})
     now = json.loads(json.dumps(dataclasses.asdict(agent.config)))  # tuples as JSON's lists
-    changed = {k: [before.get(k), now[k]] for k in sorted(typed) if k in now and before.get(k) != now[k]}
+    changed = {k: [before.get(k), now[k]] for k in sorted(typed)
+               if k in now and before.get(k) != now[k]}
     config.update({k: getattr(args, k) for k in typed}, hyperparams=now)
     if changed:
         config.setdefault("resumes", []).append({"step": agent.steps, "changed": changed})

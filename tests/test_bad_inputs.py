@@ -56,7 +56,8 @@ def a2c_run(folder: Path) -> None:
 def dqn_run(folder: Path) -> None:
     """A finished 50-step DQN run on RoomExit."""
     importlib.import_module("train_dqn").main(
-        ROOM + ["--steps", "50", "--eval-episodes", "1", "--no-tensorboard", "--run-dir", str(folder)])
+        ROOM + ["--steps", "50", "--eval-episodes", "1", "--no-tensorboard",
+                "--run-dir", str(folder)])
 
 
 # (script, flags, what the error line must say, how to prepare RUN first (None: RUN is missing
@@ -115,9 +116,10 @@ SCRIPT_CASES = [
     ("train_pg", ["--resume", "RUN", "--env", "Acrobot-v1"], "was made with CartPole-v1", a2c_run),
     ("train_pg", ["--resume", "RUN", "--n-envs", "4"], "--n-envs 4: RUN was made with 2", a2c_run),
     ("train_pg", ["--resume", "RUN", "--hidden-sizes", "32"],
-     "hidden_sizes cannot change on resume: the checkpoint was made with [64, 64], not [32]", a2c_run),
-    ("train_dqn", ["--resume", "RUN", "--buffer-size", "500"], "buffer_size cannot change on resume",
-     dqn_run),
+     "hidden_sizes cannot change on resume: the checkpoint was made with [64, 64], not [32]",
+     a2c_run),
+    ("train_dqn", ["--resume", "RUN", "--buffer-size", "500"],
+     "buffer_size cannot change on resume", dqn_run),
     ("train_dqn", ["--resume", "RUN", "--seed", "7"], "seed cannot change on resume", dqn_run),
 ]
 
@@ -160,8 +162,10 @@ def test_rlkit_device_is_honoured_when_no_device_is_given(script, tmp_path, monk
     for a new agent, a loaded one (the checkpoint's device is not used) and both scripts."""
     dqn_run(tmp_path / "dqn")
     monkeypatch.setenv("RLKIT_DEVICE", "cuda")
-    for make in (lambda: DQN(envs.make("RoomExit")), lambda: PolicyGradient(envs.make("CartPole-v1")),
-                 lambda: DQN.load(tmp_path / "dqn" / "checkpoints" / "latest.npz", envs.make("RoomExit"))):
+    latest = tmp_path / "dqn" / "checkpoints" / "latest.npz"
+    for make in (lambda: DQN(envs.make("RoomExit")),
+                 lambda: PolicyGradient(envs.make("CartPole-v1")),
+                 lambda: DQN.load(latest, envs.make("RoomExit"))):
         with pytest.raises(DeviceUnavailableError, match="device 'cuda' was requested"):
             make()
     capsys.readouterr()

@@ -57,7 +57,8 @@ def test_a_resume_applies_a_new_learning_rate_and_records_it(script, tmp_path, c
     assert config["learning_rate"] == config["hyperparams"]["learning_rate"] == 5e-05
     assert config["steps"] == 128
     assert train(["--resume", str(run), "--steps", "192", "--no-progress"]) == 0
-    assert load_npz(latest)["optim/lr"] == np.float64(5e-5) and ActorCritic.load(latest).steps == 192
+    assert load_npz(latest)["optim/lr"] == np.float64(5e-5)
+    assert ActorCritic.load(latest).steps == 192
     assert len(json.loads((run / "config.json").read_text())["resumes"]) == 1
 
 

@@ -332,7 +332,8 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path, make
     first = make().learn(half)
     assert first.steps == half and 0 < first.episodes
     first.save(tmp_path / "ckpt.npz")
-    env = envs.make_vec("CartPole-v1", 4) if isinstance(first, ActorCritic) else envs.make("CartPole-v1")
+    vector = isinstance(first, ActorCritic)
+    env = envs.make_vec("CartPole-v1", 4) if vector else envs.make("CartPole-v1")
     resumed = type(first).load(tmp_path / "ckpt.npz", env).learn(2 * half)
     assert (resumed.steps, resumed.episodes, resumed.updates) == \
         (straight.steps, straight.episodes, straight.updates)

@@ -191,7 +191,8 @@ def frozen_inside_a_checkpoint_write(process, folder: Path, timeout: float = 120
     pytest.fail("never caught the run inside latest.npz's write")
 
 
-def test_a_kill_inside_a_checkpoint_write_leaves_a_consistent_latest_and_replay(script, tmp_path, capsys):
+def test_a_kill_inside_a_checkpoint_write_leaves_a_consistent_latest_and_replay(script, tmp_path,
+                                                                                capsys):
     """The issue's kill -9: the replay of the new checkpoint is on disk, latest.npz is still
     being written. Before checkpoints named their replay, latest (step S) then met a replay of
     step S + 100 and loaded it without a word; now latest still names its own replay, the
@@ -216,7 +217,8 @@ def test_a_kill_inside_a_checkpoint_write_leaves_a_consistent_latest_and_replay(
     replays = sorted(n for n in frozen if n.startswith("replay-"))
     assert len(replays) == 2 and saved_replay(latest).name in replays  # latest's and the next one
     replay = saved_replay(latest)
-    agent = DQN.load(latest, envs.make("CartPole-v1"), replay_path=replay)  # the pair that was published
+    # the pair that was published last loads, and the replay is that of latest's step
+    agent = DQN.load(latest, envs.make("CartPole-v1"), replay_path=replay)
     assert len(agent.replay) == min(stopped_at, 5000)
 
     capsys.readouterr()
@@ -241,8 +243,10 @@ def test_a_replay_not_saved_with_the_checkpoint_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"replay-80.npz holds the replay memory of step 80, but "
                                          r".*latest.npz \(step 50\) names replay-50.npz: they were "
                                          "not saved together"):
-        DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"), replay_path=tmp_path / "replay-80.npz")
-    loaded = DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"), replay_path=tmp_path / "replay-50.npz")
+        DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"),
+                 replay_path=tmp_path / "replay-80.npz")
+    loaded = DQN.load(tmp_path / "latest.npz", envs.make("RoomExit"),
+                      replay_path=tmp_path / "replay-50.npz")
     assert len(loaded.replay) == 50
 
 
@@ -258,8 +262,9 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last_checkpoint(s
                                                                                monkeypatch, capsys):
     train = script("train_dqn").main
     run = tmp_path / "run"
-    assert train(["--env", "RoomExit", "--steps", "200", "--checkpoint-every", "100", "--eval-every",
-                  "0", "--save-replay", "--no-progress", "--no-tensorboard", "--run-dir", str(run)]) == 0
+    assert train(["--env", "RoomExit", "--steps", "200", "--checkpoint-every", "100",
+                  "--eval-every", "0", "--save-replay", "--no-progress", "--no-tensorboard",
+                  "--run-dir", str(run)]) == 0
     checkpoints = sorted(os.listdir(run / "checkpoints"))
     capsys.readouterr()
     monkeypatch.setattr(np, "savez", no_space)
@@ -277,7 +282,8 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last_checkpoint(s
     assert DQN.load(latest, envs.make("RoomExit"), replay_path=saved_replay(latest)).steps == 200
 
 
-def test_a_disk_too_full_for_config_json_leaves_no_run_folder(script, tmp_path, monkeypatch, capsys):
+def test_a_disk_too_full_for_config_json_leaves_no_run_folder(script, tmp_path, monkeypatch,
+                                                              capsys):
     def no_space_to_sync(fd):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
