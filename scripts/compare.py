@@ -21,6 +21,12 @@ world's model; its Q* says which actions are optimal in each state (every action
 
 On a world without a model (no ``P``) only learners are compared and the policy columns
 read n/a.
+
+``--ray`` runs each learner's seeds as trials of the sweep runner (``rlkit/sweeps.py``, as
+``scripts/sweep.py`` does) on Ray started here, in parallel; ``--address HOST:PORT`` on that Ray
+cluster. Each (learner, seed) is then this script in a process of its own, writing its numbers
+to ``<out>/trials/runs/<learner>-seed<S>/result.json``; the table, figure and results.json are
+those of the same runs in this process.
 """
 from __future__ import annotations
 
@@ -43,7 +49,8 @@ from agents.policy_gradient import PolicyGradient
 from agents.q_learning import QLearning
 from agents.training_run import TrainingRun, evaluate
 from rlkit.plotting import learning_curves, plt
-from rlkit.runs import atomic_open, write_json_atomic
+from rlkit.runs import atomic_open, read_json, write_json_atomic
+from rlkit.sweeps import SweepFolder, Trial, describe_trial, run_trials
 
 PLANNERS = ("value_iteration",)
 LEARNERS = ("q_learning", "dqn", "pg")
@@ -54,6 +61,7 @@ WORLDS = {"roomexit": dict(gamma=0.8, steps=3_000),
 OTHER_WORLD = dict(gamma=0.99, steps=20_000)
 OPTIMAL_TOL = 1e-6       # relative: Q*(s, a) >= V*(s) - tol * (1 + |V*(s)|) counts as optimal
 CHECK_EVERY = 50         # DQN: steps between looks at its greedy policy
+TRIAL_FLAGS = ("trial", "result")  # set only in the process of one --ray trial
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -72,7 +80,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help='more keyword arguments for envs.make, e.g. \'{"grid": ["...G", ".#.P", "S..."]}\' '
                         'or \'{"map_name": "8x8"}\'')
     p.add_argument("--out", help="output folder (default: results/compare-<env>)")
+    p.add_argument("--ray", action="store_true",
+                   help="run the learners' seeds as trials on Ray started here (rlkit/sweeps.py)")
+    p.add_argument("--address", metavar="HOST:PORT", help="run them on this Ray cluster (implies --ray)")
+    # one (learner, seed) of a --ray comparison: what a trial runs
+    p.add_argument("--trial", nargs=2, metavar=("LEARNER", "SEED"), help=argparse.SUPPRESS)
+    p.add_argument("--result", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    args.ray = args.ray or args.address is not None
     args.agents = [a.strip() for a in args.agents.split(",") if a.strip()]
     for name in args.agents:
         if name not in PLANNERS + LEARNERS:
@@ -213,6 +228,42 @@ def run_learner(name: str, seed: int, args, judge: Judge | None) -> RunResult:
                      curve=(steps, rets))
 
 
+def run_trial(args) -> None:
+    """``--trial LEARNER SEED --result FILE``: one run of a ``--ray`` comparison, judged against
+    the planner as in-process runs are, its RunResult (curve included) written as JSON."""
+    name, seed = args.trial[0], int(args.trial[1])
+    planner, _ = solve(args)
+    result = run_learner(name, seed, args, None if planner is None else Judge.from_planner(planner))
+    steps, returns = result.curve
+    write_json_atomic(args.result, {**asdict(result), "curve": [list(steps), list(returns)]})
+
+
+def run_seeds_on_ray(args, argv: list[str]) -> dict[str, list[RunResult]]:
+    """Every (learner, seed) as a trial of the sweep runner: this script with ``--trial``."""
+    folder = SweepFolder(args.out / "trials")
+    learners = [name for name in args.agents if name in LEARNERS]
+    trials = {}
+    for name in learners:
+        for seed in range(args.seeds):
+            trial = f"{name}-seed{seed}"
+            result = folder.run_dir(trial) / "result.json"
+            trials[name, seed] = Trial(trial, (sys.executable, str(Path(__file__).resolve()), *argv,
+                                               "--trial", name, str(seed), "--result", str(result)))
+    try:
+        statuses = run_trials(folder, list(trials.values()), address=args.address, say=lambda line: None)
+    except (ImportError, ConnectionError) as e:  # no Ray, or no cluster at --address
+        fail(e)
+    results = {}
+    for (name, _), trial in trials.items():  # in seed order
+        if (statuses[trial.name] or {}).get("status") != "finished":
+            fail(f"{describe_trial(trial.name, statuses[trial.name])} "
+                 f"(its output: {folder.log_file(trial.name)})")
+        saved = read_json(folder.run_dir(trial.name) / "result.json")
+        saved["curve"] = tuple(np.array(v, dtype=float) for v in saved["curve"])
+        results.setdefault(name, []).append(RunResult(**saved))
+    return results
+
+
 def solve(args) -> tuple[ValueIteration | None, RunResult | None, float | None]:
     """Value iteration on the world's model: (planner, its row), or (None, None) without one."""
     env = make_env(args)
@@ -279,13 +330,17 @@ def describe(args, reference: float | None) -> str:
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
+    if args.trial:
+        return run_trial(args)
     planner, planner_row = solve(args)
     reference = None if planner_row is None else planner_row.final_return
     if planner is None and "value_iteration" in args.agents:
         print(f"{args.env} publishes no model P: comparing learners only")
         args.agents.remove("value_iteration")
     judge = Judge.from_planner(planner) if planner is not None else None
+    on_ray = run_seeds_on_ray(args, argv) if args.ray else {}
     results: dict[str, list[RunResult]] = {}
     for name in args.agents:
         if name == "value_iteration":
@@ -293,7 +348,7 @@ def main(argv=None) -> dict:
             continue
         results[name] = []
         for seed in range(args.seeds):
-            results[name].append(run_learner(name, seed, args, judge))
+            results[name].append(on_ray[name][seed] if args.ray else run_learner(name, seed, args, judge))
             r = results[name][-1]
             print(f"{name} seed {seed}: final return {r.final_return:.3f}, "
                   f"optimal share {'n/a' if r.share is None else f'{r.share:.0%}'}, "
@@ -301,7 +356,7 @@ def main(argv=None) -> dict:
     table = "\n".join([HEADER] + [table_row(name, runs) for name, runs in results.items()])
     args.out.mkdir(parents=True, exist_ok=True)
     with atomic_open(args.out / "table.md") as f:
-        command = shlex.join(["python", "scripts/compare.py", *(sys.argv[1:] if argv is None else argv)])
+        command = shlex.join(["python", "scripts/compare.py", *argv])
         f.write(f"{describe(args, reference)}\n\n{table}\n\n`{command}`\n")
     curves = {name: [r.curve for r in runs if len(r.curve[0])]
               for name, runs in results.items() if name in LEARNERS}
@@ -311,7 +366,8 @@ def main(argv=None) -> dict:
     fig.savefig(args.out / "curves.png")
     plt.close(fig)
     write_json_atomic(args.out / "results.json", {
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                     if k not in TRIAL_FLAGS},
         "optimal_return": reference,
         "agents": {name: [{k: v for k, v in asdict(r).items() if k != "curve"} for r in runs]
                    for name, runs in results.items()}})
