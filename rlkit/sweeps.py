@@ -146,8 +146,8 @@ def wall_time(run_dir: str | os.PathLike) -> float | None:
 
 def _exit_with_parent():
     """A ``preexec_fn`` (Linux) after which the child gets SIGTERM when the thread that started
-    it ends, as it does when Ray kills the trial's actor (an early stop, a stopped sweep): a
-    training script then saves ``latest`` and exits instead of running on unowned."""
+    it ends: when its Ray worker is killed outright, which leaves no time for the trial's
+    cleanup, a training script still saves ``latest`` and exits instead of running on unowned."""
     parent, libc = os.getpid(), ctypes.CDLL(None, use_errno=True)  # loaded before the fork
 
     def preexec() -> None:
@@ -189,6 +189,8 @@ def _trainable():
             self.reported = -math.inf  # a resumed run first cuts its eval.csv back: each step once
 
         def step(self) -> dict:
+            """The next eval.csv row as ``step`` and ``eval/<column>`` (waiting for one), or,
+            once the command has exited and every row is out, ``done``."""
             while True:
                 exited = self.child.poll() is not None  # before reading: its last rows are seen
                 for row in evaluations(self.run_dir):
@@ -202,6 +204,7 @@ def _trainable():
                 time.sleep(POLL_SECONDS)
 
         def _record_end(self) -> None:
+            """The status of an exited command: finished, or failed with its last line."""
             last = int(self.reported) if self.reported > -math.inf else None
             total = run_length(self.run_dir, self.trial.steps)
             code, name = self.child.returncode, self.trial.name
