@@ -12,10 +12,10 @@ leaves the previous checkpoint naming the previous replay (:func:`saved_replay`)
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -112,10 +112,7 @@ def load_checkpoint(path: str | os.PathLike, agent_cls, env=None) -> tuple[dict,
     Raises FileNotFoundError or ValueError with the reason.
     """
     arrays = load_npz(path)
-    try:
-        header = json.loads(str(arrays.pop("meta")))
-    except (KeyError, json.JSONDecodeError):
-        raise ValueError(f"{path}: not an rlkit agent checkpoint (no JSON header)") from None
+    header = _header(path, arrays.pop("meta", None))
     if header.get("agent") != agent_cls.__name__:
         raise ValueError(f"{path}: a {header.get('agent')} checkpoint, not {agent_cls.__name__}")
     if header.get("format") != FORMAT:
@@ -133,17 +130,15 @@ def load_checkpoint(path: str | os.PathLike, agent_cls, env=None) -> tuple[dict,
 def read_header(path: str | os.PathLike) -> dict:
     """A checkpoint's JSON header alone, without reading its arrays; ValueError naming the path
     for a file that is not an rlkit checkpoint, FileNotFoundError for a missing one."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise ValueError("a single .npy array")
-        with data:
-            return json.loads(str(data["meta"]))
-    except (KeyError, ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"{path}: not an rlkit agent checkpoint ({e})") from None
+    return _header(path, load_npz(path, names=("meta",)).get("meta"))
+
+
+def _header(path, meta) -> dict:
+    """The JSON header ``meta`` (a 0-d string array, or None when the file had none) as a dict."""
+    if meta is not None:
+        with contextlib.suppress(json.JSONDecodeError):
+            return json.loads(str(meta))
+    raise ValueError(f"{path}: not an rlkit agent checkpoint (no JSON header)")
 
 
 def saved_replay(checkpoint: str | os.PathLike) -> Path | None:

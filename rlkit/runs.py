@@ -177,8 +177,10 @@ def save_npz_atomic(path: str | os.PathLike, **arrays) -> Path:
     return Path(path)
 
 
-def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load every array of an ``.npz`` file into a dict, never unpickling anything.
+def load_npz(path: str | os.PathLike, names=None) -> dict[str, np.ndarray]:
+    """Load the arrays of an ``.npz`` file into a dict, never unpickling anything: all of them,
+    or only those in ``names`` (the others are not read: a checkpoint's header without its
+    weights; a name missing from the archive leaves its key out).
 
     Raises FileNotFoundError if ``path`` is missing and ValueError (naming the path) if it is
     not a readable ``.npz`` archive or holds pickled objects.
@@ -191,7 +193,7 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         if not isinstance(data, np.lib.npyio.NpzFile):
             raise ValueError("a single .npy array, not an .npz archive")
         with data:
-            return {name: data[name] for name in data.files}
+            return {name: data[name] for name in data.files if names is None or name in names}
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
         raise ValueError(f"{path}: not a readable .npz file ({e})") from None
 

@@ -32,6 +32,21 @@ def rng():
 
 
 @pytest.fixture
+def assert_same_training():
+    """Assert two policy-gradient agents ended in the same place: steps, episodes and updates,
+    then every network parameter and optimiser state entry, bit for bit (a resumed run
+    against an uninterrupted one)."""
+    def check(straight, resumed):
+        assert (resumed.steps, resumed.episodes, resumed.updates) == \
+            (straight.steps, straight.episodes, straight.updates)
+        for (name, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        for name, value in straight.optimizer.state_dict().items():
+            np.testing.assert_array_equal(value, resumed.optimizer.state_dict()[name], err_msg=name)
+    return check
+
+
+@pytest.fixture
 def script(monkeypatch):
     """Import a script module by name (its folder on sys.path, as when run) to call main(argv)."""
     monkeypatch.syspath_prepend(str(ROOT / "scripts"))

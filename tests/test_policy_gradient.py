@@ -323,7 +323,8 @@ def test_a_checkpoint_mid_batch_keeps_the_accumulated_gradient(tmp_path):
     (lambda: PolicyGradient(envs.make("CartPole-v1"), seed=3, batch_episodes=3), 700),
     (lambda: ActorCritic(envs.make_vec("CartPole-v1", 4), seed=3, n_steps=8), 704),
 ], ids=["reinforce", "a2c"])
-def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path, make, half):
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path, make, half,
+                                                                   assert_same_training):
     """N steps, a checkpoint, a fresh process's load and N more give 2N's weights exactly: the
     checkpoint cuts through episodes (REINFORCE: mid-episode and mid-batch) and the resumed run
     plays them on from the env's saved state. Before the episodes were saved, the resumed
@@ -335,12 +336,7 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path, make
     vector = isinstance(first, ActorCritic)
     env = envs.make_vec("CartPole-v1", 4) if vector else envs.make("CartPole-v1")
     resumed = type(first).load(tmp_path / "ckpt.npz", env).learn(2 * half)
-    assert (resumed.steps, resumed.episodes, resumed.updates) == \
-        (straight.steps, straight.episodes, straight.updates)
-    for (name, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
-        np.testing.assert_array_equal(a, b, err_msg=name)
-    for name, value in straight.optimizer.state_dict().items():
-        np.testing.assert_array_equal(value, resumed.optimizer.state_dict()[name], err_msg=name)
+    assert_same_training(straight, resumed)
 
 
 def test_a2c_also_checks_against_a_single_env(tmp_path):

@@ -251,7 +251,8 @@ def test_recurrent_ppo_learns_a_few_steps_and_round_trips(tmp_path):
 
 # ---------------------------------------------------------------------------- resume
 
-def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path,
+                                                                   assert_same_training):
     def fresh(env=None):
         return PPO(env or envs.make_vec("CartPole-v1", 4), seed=3, n_steps=32)
 
@@ -262,12 +263,7 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
     first.save(tmp_path / "ckpt.npz")
     resumed = PPO.load(tmp_path / "ckpt.npz", envs.make_vec("CartPole-v1", 4))
     resumed.learn(total)
-    assert (resumed.steps, resumed.episodes, resumed.updates) == \
-        (straight.steps, straight.episodes, straight.updates)
-    for (name, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
-        np.testing.assert_array_equal(a, b, err_msg=name)
-    for name, value in straight.optimizer.state_dict().items():
-        np.testing.assert_array_equal(value, resumed.optimizer.state_dict()[name], err_msg=name)
+    assert_same_training(straight, resumed)
 
 
 # ---------------------------------------------------------------------------- the script
@@ -373,7 +369,7 @@ def test_observation_and_reward_normalisation_statistics_are_used_and_saved(tmp_
         PPO(gym.make_vec("FrozenLake-v1", 2), normalize_observations=True)
 
 
-def test_resume_is_exact_with_normalisation_too(tmp_path):
+def test_resume_is_exact_with_normalisation_too(tmp_path, assert_same_training):
     def fresh(env=None):
         return PPO(env or envs.make_vec("Pendulum-v1", 2), seed=5, n_steps=64, n_minibatches=4,
                    normalize_observations=True, normalize_rewards=True)
@@ -382,8 +378,7 @@ def test_resume_is_exact_with_normalisation_too(tmp_path):
     first = fresh().learn(768, callback=lambda agent, step: step < 384)
     first.save(tmp_path / "ckpt.npz")
     resumed = PPO.load(tmp_path / "ckpt.npz", envs.make_vec("Pendulum-v1", 2)).learn(768)
-    for (name, a), b in zip(straight.net.state_dict().items(), resumed.net.state_dict().values()):
-        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert_same_training(straight, resumed)
     np.testing.assert_array_equal(straight.obs_rms.var, resumed.obs_rms.var)
     np.testing.assert_array_equal(straight.return_rms.var, resumed.return_rms.var)
 
