@@ -3,7 +3,7 @@
     python scripts/bench_dqn.py [--warmup 2000] [--steps 4000] [--threads 0]
 
 Runs the real ``DQN.learn`` loop with the default Pong recipe (agents/dqn.py ``PRESETS["image"]``:
-the 2013 network with a dueling head, 3-step Double DQN, batch 32, an update every 2 steps;
+the 2013 network with a dueling head, 3-step Double DQN, batch 32, an update every step;
 Pong without sticky actions, as scripts/train_dqn.py trains it) and times its parts by wrapping
 them: env step, acting (epsilon-greedy forward), replay add, replay sample, and the rest of the
 update (targets, forward, backward, Adam). The first ``--warmup`` steps fill the replay memory
