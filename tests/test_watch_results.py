@@ -41,10 +41,8 @@ def results_folder(tmp_path_factory) -> Path:
     return folder
 
 
-def greedy_returns(folder: Path, episodes: int, seed: int) -> list[float]:
-    """The saved agent's returns, played here the way watch.py plays (first reset seeded)."""
-    env = envs.make("CartPole-v1", **ENV_KWARGS)
-    agent = DQN.load(folder / "q_network.npz", env)
+def greedy_returns(agent, env, episodes: int, seed: int) -> list[float]:
+    """``agent``'s returns on ``env``, played here the way watch.py plays (first reset seeded)."""
     returns, obs = [], env.reset(seed=seed)[0]
     while len(returns) < episodes:
         total, done = 0.0, False
@@ -72,7 +70,9 @@ def test_headless_watch_of_a_results_folder_prints_each_return_and_the_mean(resu
     assert [int(n) for n, _, _ in found] == [1, 2, 3]
     assert all(int(steps) <= ENV_KWARGS["max_episode_steps"] for _, _, steps in found)  # config's env
     returns = [float(r) for _, r, _ in found]
-    assert returns == greedy_returns(results_folder, 3, seed=5)  # the saved network, greedy
+    env = envs.make("CartPole-v1", **ENV_KWARGS)
+    saved = DQN.load(results_folder / "q_network.npz", env)
+    assert returns == greedy_returns(saved, env, 3, seed=5)  # the saved network, greedy
     mean = sum(returns) / 3
     assert re.search(rf"DQN on CartPole-v1: \d+ steps, 3 episodes \(returns: .*; mean {mean:.6g}\)",
                      done.stdout)
@@ -137,15 +137,7 @@ def test_headless_watch_of_a_pendulum_ppo_run_plays_its_clipped_mean(tmp_path):
     found = re.findall(r"^episode (\d+): return (\S+) \(200 steps\)$", done.stdout, re.M)
     assert [int(n) for n, _ in found] == [1, 2]
     env = envs.make("Pendulum-v1")
-    agent = PPO.load(run / "checkpoints" / "best.npz", env)
-    expected, obs = [], env.reset(seed=3)[0]
-    for _ in range(2):
-        total, over = 0.0, False
-        while not over:
-            obs, reward, terminated, truncated, _ = env.step(agent.predict(obs))
-            total, over = total + reward, terminated or truncated
-        expected.append(total)
-        obs = env.reset()[0]
+    expected = greedy_returns(PPO.load(run / "checkpoints" / "best.npz", env), env, 2, seed=3)
     assert [float(r) for _, r in found] == [float(f"{r:.6g}") for r in expected]
 
 
