@@ -12,6 +12,8 @@ import os
 import numpy as np
 
 DEVICES = ("cpu", "cuda")
+# the variables from which OpenMP, OpenBLAS, MKL and numba size their thread pools at start-up
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -98,6 +100,13 @@ def to_device(array, device: str):
 def to_numpy(array) -> np.ndarray:
     """A host (NumPy) view or copy of ``array``."""
     return array if get_array_module(array) is np else array.get()
+
+
+def thread_limited_env(threads: int) -> dict:
+    """This process's environment with every math library's thread pool limited to
+    ``threads``: for a child process (a benchmark worker, a sweep trial), whose libraries read
+    these variables when they load."""
+    return {**os.environ, **{name: str(threads) for name in THREAD_VARIABLES}}
 
 
 def set_num_threads(n: int) -> None:

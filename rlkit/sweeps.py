@@ -41,11 +41,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rlkit.backend import thread_limited_env
 from rlkit.plotting import learning_curves, plt
 from rlkit.runs import atomic_open, read_csv, read_json, write_json_atomic
 
 RAY_MISSING = "sweeps run on Ray, which is not installed: pip install -e '.[ray]'"
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 POLL_SECONDS = 0.5           # how often a trial looks for new eval.csv rows
 MAX_EVALUATIONS = 10 ** 6    # ASHA's max_t, in evaluations: no run is stopped for its length
 DONE = ("finished", "stopped")  # statuses a resumed sweep does not run again
@@ -180,7 +180,7 @@ def _trainable():
             self.log = open(log_path, "a", encoding="utf-8")
             self.log.write(f"$ {shlex.join(self.trial.command)}\n")
             self.log.flush()
-            env = {**os.environ, **{name: str(config["threads"]) for name in THREAD_VARIABLES}}
+            env = thread_limited_env(config["threads"])
             # its own session: a Ctrl+C at the terminal reaches the sweep, which stops the trial
             self.child = subprocess.Popen(
                 self.trial.command, stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,

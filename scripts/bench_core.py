@@ -31,11 +31,12 @@ from pathlib import Path
 
 from _bench_core_worker import CASES, case_flops
 
+from rlkit.backend import thread_limited_env
+
 WORKER = Path(__file__).with_name("_bench_core_worker.py")
 # 1-minute load average above which the printed table carries a warning: other processes held
 # the cores, and an OpenMP or OpenBLAS pool that finds a core busy can slow down 10-100x
 BUSY_LOAD = 0.5
-THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 # the most rlkit time / torch time may be for a case to pass (issue 15: PyTorch's speed or better
 # on every machine; the batch-1 forward and the MLP step, where PyTorch's per-op overhead
 # dominates, by a margin)
@@ -59,17 +60,10 @@ def cpu_model() -> dict:
     return info
 
 
-def child_env(threads: int) -> dict:
-    """This process's environment with every thread pool limited to ``threads``."""
-    env = dict(os.environ)
-    env.update({name: str(threads) for name in THREAD_VARIABLES})
-    return env
-
-
 def run_worker(framework: str, args, extra=()) -> subprocess.CompletedProcess:
     """Run the worker for ``framework`` in a fresh process; raise with its stderr if it fails."""
     command = [sys.executable, str(WORKER), framework, "--threads", str(args.threads), *extra]
-    done = subprocess.run(command, env=child_env(args.threads), capture_output=True, text=True)
+    done = subprocess.run(command, env=thread_limited_env(args.threads), capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench_core: the {framework} worker failed (exit {done.returncode}):\n"
                          f"{done.stderr.strip()}")
@@ -93,12 +87,16 @@ def best_round(reports: list, case: str) -> tuple:
     return min(medians), [round(m, 4) for m in medians]
 
 
-def compare(rlkit: list, torch: list, cases) -> dict:
+def gemm_ceilings(rlkit: list, torch: list) -> dict:
+    """Each framework's best 1024^3 GEMM GFLOP/s over its rounds (torch None without torch)."""
+    return {"rlkit": max(r["gemm_gflops"] for r in rlkit),
+            "torch": max(r["gemm_gflops"] for r in torch) if torch else None}
+
+
+def compare(rlkit: list, torch: list, cases, ceiling: dict) -> dict:
     """Per case: both times, ratio, target, pass, GFLOP/s and its share of the framework's own
-    GEMM ceiling measured in the same run (torch fields None without torch)."""
+    GEMM ``ceiling`` measured in the same run (torch fields None without torch)."""
     rows = {}
-    ceiling = {"rlkit": max(r["gemm_gflops"] for r in rlkit),
-               "torch": max(r["gemm_gflops"] for r in torch) if torch else None}
     for case in cases:
         flops = case_flops(case)
         ours, our_rounds = best_round(rlkit, case)
@@ -181,7 +179,8 @@ def main(argv=None) -> None:
         rlkit.append(measure("rlkit", args))
         if have_torch:
             torch.append(measure("torch", args))
-    rows = compare(rlkit, torch, args.cases)
+    ceilings = gemm_ceilings(rlkit, torch)
+    rows = compare(rlkit, torch, args.cases, ceilings)
     report = {
         "command": "python scripts/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -194,7 +193,8 @@ def main(argv=None) -> None:
                     "loadavg_1min_before_after": [load_before, os.getloadavg()[0]],
                     "note": "shared 2-core machine: other work may run concurrently"},
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-        "gemm_gflops": {"rlkit": [r["gemm_gflops"] for r in rlkit], "torch": [r["gemm_gflops"] for r in torch]},
+        "gemm_gflops": {name: [r["gemm_gflops"] for r in reports]
+                        for name, reports in (("rlkit", rlkit), ("torch", torch))},
         "rlkit": {k: rlkit[0][k] for k in ("versions", "env", "python")},
         "torch": {k: torch[0][k] for k in ("versions", "env", "python")} if torch else "not installed",
         "cases": rows,
@@ -202,8 +202,7 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
-    print(format_table(rows, args.threads, report["machine"]["cpu"],
-                       {name: max(values) if values else None for name, values in report["gemm_gflops"].items()}))
+    print(format_table(rows, args.threads, report["machine"]["cpu"], ceilings))
     busiest = max(report["machine"]["loadavg_1min_before_after"])
     if busiest > BUSY_LOAD + args.threads:  # the benchmark's own load is about args.threads
         print(f"warning: 1-minute load average reached {busiest:.1f} on {os.cpu_count()} cores: other work "

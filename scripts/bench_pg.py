@@ -58,10 +58,11 @@ from gymnasium import spaces
 from threadpoolctl import threadpool_limits
 
 from _bench_pg_worker import PARTS, PPO_ATARI
-from bench_core import BUSY_LOAD, child_env, cpu_model
+from bench_core import BUSY_LOAD, cpu_model
 
 import envs
 from agents.policy_gradient import PolicyGradient
+from rlkit.backend import thread_limited_env
 
 TARGET = 2.0
 PPO_TARGET = 1.0  # rlkit steps/s / PyTorch steps/s (issue 12)
@@ -282,7 +283,7 @@ def run_ppo_worker(framework: str, args) -> dict:
     command = [sys.executable, str(PPO_WORKER), framework, "--threads", str(args.threads),
                "--rollouts", str(args.rollouts), "--warmup", str(args.warmup),
                "--n-envs", str(args.n_envs), "--n-steps", str(args.n_steps), "--seed", str(args.seed)]
-    done = subprocess.run(command, env=child_env(args.threads), capture_output=True, text=True)
+    done = subprocess.run(command, env=thread_limited_env(args.threads), capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"bench_pg: the {framework} PPO worker failed (exit {done.returncode}):\n"
                          f"{done.stderr.strip()}")
