@@ -119,6 +119,9 @@ def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
     if not isinstance(saved, dict):
         fail(f"--resume {args.resume}: {config} does not hold a JSON object")
     typed = typed_flags(parser, argv, args) - {"resume"}
+    if "run_dir" in typed and Path(args.run_dir).resolve() != Path(args.resume).resolve():
+        fail(f"--run-dir {args.run_dir}: a resume continues in its own folder, {args.resume}; "
+             "give --resume alone")
     for name in identity:
         if name in typed and name in saved and getattr(args, name) != saved[name]:
             fail(f"--{name.replace('_', '-')} {getattr(args, name)}: {args.resume} was made with "

@@ -110,6 +110,8 @@ SCRIPT_CASES = [
     ("train_pg", ["--resume", "RUN"], "not a run folder", a_file),
     ("train_dqn", ["--resume", "RUN"], "cannot read its config", corrupt_run),
     ("train_dqn", ["--resume", "RUN", "--overwrite"], "give one of them", non_empty),
+    ("train_pg", ["--resume", "RUN", "--run-dir", "elsewhere"],
+     "--run-dir elsewhere: a resume continues in its own folder", a2c_run),
     # a resume cannot change what the run is, nor what shapes its network and saved state
     ("train_pg", ["--resume", "RUN", "--algo", "reinforce"],
      "--algo reinforce: RUN was made with a2c, and a resume cannot change it", a2c_run),
