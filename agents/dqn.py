@@ -51,7 +51,8 @@ from rlkit.backend import array_module_for, resolve_device, set_num_threads, to_
 from rlkit.replay import (FrameReplayBuffer, PrioritizedFrameReplayBuffer, PrioritizedReplayBuffer,
                           ReplayBuffer)
 from rlkit.runs import load_npz, save_npz_atomic
-from rlkit.training import generator_state, global_rng_state, restore_generator, restore_global_rng
+from rlkit import random as rlkit_random
+from rlkit.random import generator_state, restore_generator
 
 
 @dataclasses.dataclass
@@ -362,7 +363,7 @@ class DQN:
         c, env = self.config, self.env
         run = run or TrainingRun(None, total_steps, progress=False)
         with run:
-            run.start(self.steps, *self._run_state)
+            run.start(self.steps)
             if self._obs is None:
                 self._obs, _ = env.reset(seed=c.seed if self.steps == 0 else None)
                 self._episode_return, self._episode_length = 0.0, 0
@@ -389,11 +390,8 @@ class DQN:
                 stopped = run.after_step(self, self.steps, epsilon, callback)
             if not stopped:
                 run.evaluate(self, self.steps)  # a run always ends with an evaluation
-            self._run_state = (run.wall_time, run.best_eval)
             run.checkpoint(self)
         return self
-
-    _run_state = (0.0, -float("inf"))
 
     # ------------------------------------------------------------------ saving
     def save(self, path: str | os.PathLike, run_state: dict | None = None,
@@ -423,7 +421,7 @@ class DQN:
         meta = {"hyperparams": dataclasses.asdict(self.config), "env": env_signature(self.env),
                 "steps": self.steps, "episodes": self.episodes, "updates": self.updates,
                 "episode_return": self._episode_return, "episode_length": self._episode_length,
-                "rng": generator_state(self.rng), "global_rng": global_rng_state(),
+                "rng": generator_state(self.rng), "global_rng": generator_state(rlkit_random.generator()),
                 "env_state": env_snapshot(self.env) if self._obs is not None else None,
                 "run_state": run_state or {}, "replay": replay}
         save_checkpoint(path, self, meta, **arrays)
@@ -456,9 +454,7 @@ class DQN:
         agent.steps, agent.episodes, agent.updates = header["steps"], header["episodes"], header["updates"]
         agent._probe = arrays.get("probe")
         restore_generator(agent.rng, header["rng"])
-        restore_global_rng(header["global_rng"])
-        run_state = header.get("run_state") or {}
-        agent._run_state = (run_state.get("wall_time", 0.0), run_state.get("best_eval", -float("inf")))
+        restore_generator(rlkit_random.generator(), header["global_rng"])
         if replay_path is not None:
             agent.replay.load_state_dict(_replay_saved_with(path, header, replay_path))
         if env is not None and "obs" in arrays and header.get("env_state"):

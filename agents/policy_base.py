@@ -16,7 +16,6 @@ shown between ``predict`` calls. Call ``reset_state()`` when a new episode start
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 
 import numpy as np
@@ -32,7 +31,8 @@ from agents.training_run import TrainingRun
 from rlkit import Tensor, no_grad, optim
 from rlkit.backend import resolve_device, set_num_threads
 from rlkit.checks import FLAG, TEXT, check, integer, number, one_of, optional, sizes
-from rlkit.training import generator_state, global_rng_state, restore_generator, restore_global_rng
+from rlkit import random as rlkit_random
+from rlkit.random import generator_state, restore_generator
 
 POLICIES = ("auto", "book", "mlp", "cnn")
 
@@ -42,8 +42,8 @@ class PolicyConfig:
     """Hyper-parameters both policy-gradient agents have (each agent adds its own)."""
 
     policy: str = "auto"
-    """"book" (the seed book's Pong network), "mlp", "cnn", or "auto": book for the book's
-    6400-float Pong input with 2 actions, cnn for (C, 84, 84) frames, mlp otherwise."""
+    """"book" (the seed book's Pong network: 6400 floats in, two actions), "mlp", "cnn", or
+    "auto": cnn for (C, 84, 84) frames, mlp otherwise. The scripts choose "book" for Pong."""
     hidden_sizes: tuple = (64, 64)
     """Hidden layers of the MLP encoder (policy "mlp")."""
     activation: str = "relu"
@@ -96,17 +96,13 @@ def single_spaces(env) -> tuple:
     return env.observation_space, env.action_space
 
 
-def resolve_policy(policy: str, observation_space, action_space) -> str:
-    """The policy kind for these spaces: "auto" becomes "book", "cnn" or "mlp"."""
+def resolve_policy(policy: str, observation_space) -> str:
+    """The policy kind for these spaces: "auto" becomes "cnn" (image frames) or "mlp"."""
     if policy not in POLICIES:
         raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
     if policy != "auto":
         return policy
-    if networks.is_image_space(observation_space):
-        return "cnn"
-    book_input = getattr(observation_space, "shape", None) == (BOOK_INPUTS,)
-    two_actions = getattr(action_space, "n", None) == 2
-    return "book" if book_input and two_actions else "mlp"
+    return "cnn" if networks.is_image_space(observation_space) else "mlp"
 
 
 def resolve_config(config_cls, presets: dict, observation_space, action_space, **overrides):
@@ -121,7 +117,7 @@ def resolve_config(config_cls, presets: dict, observation_space, action_space, *
     if unknown:
         raise TypeError(f"unknown {config_cls.__name__} hyper-parameters {unknown}; "
                         f"known: {sorted(fields)}")
-    kind = resolve_policy(overrides.get("policy", "auto"), observation_space, action_space)
+    kind = resolve_policy(overrides.get("policy", "auto"), observation_space)
     preset = presets.get(kind, {})
     if isinstance(action_space, spaces.Box):  # e.g. "mlp-box": continuous control on top of "mlp"
         preset = {**preset, **presets.get(f"{kind}-box", {})}
@@ -169,7 +165,6 @@ class PolicyAgent:
         self.steps, self.episodes, self.updates = 0, 0, 0
         self._env_signature = env_signature(_SingleEnvView(env))
         self._predict_state = None
-        self._run_state = (0.0, -math.inf)  # (wall time, best evaluation) of a resumed run
 
     def _build_network(self) -> PolicyNetwork:
         c = self.config
@@ -275,11 +270,10 @@ class PolicyAgent:
         check("total_steps", total_steps, integer(0))
         run = run or TrainingRun(None, total_steps, progress=False)
         with run:
-            run.start(self.steps, *self._run_state)
+            run.start(self.steps)
             stopped = self._train(int(total_steps), callback, run)
             if not stopped:
                 run.evaluate(self, self.steps)  # a run always ends with an evaluation
-            self._run_state = (run.wall_time, run.best_eval)
             run.checkpoint(self)
         return self
 
@@ -316,7 +310,7 @@ class PolicyAgent:
         meta = {"hyperparams": dataclasses.asdict(self.config),
                 "env": self._env_signature,
                 "steps": self.steps, "episodes": self.episodes, "updates": self.updates,
-                "rng": generator_state(self.rng), "global_rng": global_rng_state(),
+                "rng": generator_state(self.rng), "global_rng": generator_state(rlkit_random.generator()),
                 "run_state": run_state or {}, **extra_meta}
         arrays = {**networks.prefixed("net", self.net.state_dict()),
                   **networks.prefixed("optim", self.optimizer.state_dict()), **extra_arrays}
@@ -340,9 +334,7 @@ class PolicyAgent:
         agent.optimizer.lr = agent.config.learning_rate  # the state holds the rate it had
         agent.steps, agent.episodes, agent.updates = header["steps"], header["episodes"], header["updates"]
         restore_generator(agent.rng, header["rng"])
-        restore_global_rng(header["global_rng"])
-        run_state = header.get("run_state") or {}
-        agent._run_state = (run_state.get("wall_time", 0.0), run_state.get("best_eval", -math.inf))
+        restore_generator(rlkit_random.generator(), header["global_rng"])
         agent._restore_extra(header, arrays)
         return agent
 

@@ -36,7 +36,7 @@ from agents.policy_base import PolicyAgent, PolicyConfig
 from agents.policy_networks import detach_state
 from agents.training_run import TrainingRun, env_restore, env_snapshot
 from rlkit.backend import to_device, to_numpy
-from rlkit.checks import FLAG, integer, optional
+from rlkit.checks import FLAG, integer
 
 
 def discounted_returns(rewards, gamma: float, reset_on_reward: bool = False) -> np.ndarray:
@@ -72,14 +72,15 @@ class PolicyGradientConfig(PolicyConfig):
     """Episodes whose gradients are summed into one update."""
     standardize: bool = True
     """Standardise each episode's returns (the book's baseline)."""
-    reset_on_reward: bool | None = None
-    """Restart the discounted sum at every nonzero reward (Pong's points); None: on for Pong."""
+    reset_on_reward: bool = False
+    """Restart the discounted sum at every nonzero reward (the book's rule for Pong, where a
+    point ends a rally; ``train_pg.py`` turns it on there)."""
     bptt_steps: int = 256
     """Steps per forward/backward pass of an update: the truncation of back-propagation
     through time for a recurrent policy (a feed-forward one gets the same gradient)."""
 
     RULES = {**PolicyConfig.RULES, "batch_episodes": integer(1), "standardize": FLAG,
-             "reset_on_reward": optional(FLAG), "bptt_steps": integer(1)}
+             "reset_on_reward": FLAG, "bptt_steps": integer(1)}
 
 
 PRESETS = {
@@ -104,9 +105,6 @@ class PolicyGradient(PolicyAgent):
 
     def __init__(self, env, **hyperparams):
         super().__init__(env, **hyperparams)
-        c = self.config
-        self.reset_on_reward = ("pong" in self._env_signature["id"].lower()
-                                if c.reset_on_reward is None else bool(c.reset_on_reward))
         self.episodes_in_batch = 0  # episodes whose gradient waits in the optimiser's buffer
         self._episode = None        # the episode being played: observations, actions, rewards
         self._fresh_env = True      # the env has not been reset by this agent yet
@@ -144,7 +142,7 @@ class PolicyGradient(PolicyAgent):
     def _end_episode(self, run: TrainingRun) -> None:
         observations, actions, rewards = self._episode
         self._episode = None
-        returns = discounted_returns(rewards, self.config.gamma, self.reset_on_reward)
+        returns = discounted_returns(rewards, self.config.gamma, self.config.reset_on_reward)
         weights = standardized(returns) if self.config.standardize else returns
         run.last_loss = self.accumulate_gradient(np.asarray(observations), np.asarray(actions), weights)
         self.episodes += 1

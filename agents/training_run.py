@@ -5,12 +5,15 @@ A :class:`TrainingRun` owns the run directory's files and the loop's bookkeeping
 ``checkpoints/latest.npz`` and ``checkpoints/best.npz`` (atomic; with ``save_replay`` the
 replay memory too, in a file of its own that latest's header names: ``replay-<step>-<tag>.npz``,
 written before latest, the files latest does not name deleted after it), ``health.csv`` (at every
-evaluation, for agents with a ``health()`` method: see :mod:`rlkit.health`), the progress bar and
-the Ctrl+C / SIGTERM flag, and (``tensorboard=True``) TensorBoard event files in ``tb/``
-(:class:`TensorBoard`). The agent's loop calls :meth:`episode_end` and :meth:`after_step`;
-``after_step`` evaluates and checkpoints on schedule and says when to stop. When a run starts
-(or resumes) at step S, its logs are cut back to the rows of steps <= S (those a checkpoint at
-S had seen), and temporary files and replay files of killed writes are removed.
+evaluation, for agents with a ``health()`` method: see :mod:`rlkit.health`), the progress bar
+(:class:`ProgressBar`) and the Ctrl+C / SIGTERM flag (:class:`StopSignal`), and
+(``tensorboard=True``) TensorBoard event files in ``tb/`` (:class:`TensorBoard`). The agent's
+loop calls :meth:`episode_end` and :meth:`after_step`; ``after_step`` evaluates and checkpoints
+on schedule and says when to stop, so that a run can be interrupted at any moment and resumed
+exactly. When a run starts (or resumes) at step S, its logs are cut back to the rows of steps
+<= S (those a checkpoint at S had seen), temporary files and replay files of killed writes are
+removed, and the run's own state (wall time, best evaluation) is read back from the checkpoint
+of step S that it wrote (:meth:`TrainingRun.saved_state`).
 
 :func:`evaluate` plays greedy episodes on a separate env, each at most ``max_steps`` long, and
 stops early when asked (the stop flag); a TrainingRun seeds every evaluation from the run's
@@ -27,17 +30,20 @@ import importlib.util
 import json
 import math
 import secrets
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
-from agents.base import saved_replay
+from agents.base import read_header, saved_replay
 from rlkit.checks import check, integer
 from rlkit.runs import RunDir, truncate_csv
-from rlkit.training import ProgressBar, StopSignal, generator_state, restore_generator
+from rlkit.random import generator_state, restore_generator
 
 PROGRESS_FIELDS = ["step", "episode", "return", "length", "epsilon", "loss", "steps_per_second",
                    "wall_time"]
@@ -184,12 +190,15 @@ class TrainingRun:
         self._stop.__enter__()
         return self
 
-    def start(self, step: int, wall_time: float = 0.0, best_eval: float = -math.inf) -> None:
-        """Begin (or resume) at ``step``; ``wall_time`` and ``best_eval`` carry over on resume.
+    def start(self, step: int) -> None:
+        """Begin (or resume) at ``step``. A run resumed from the folder's ``latest`` checkpoint
+        (saved at ``step``) carries on its wall time and best evaluation (:meth:`saved_state`).
 
         The run folder's logs are cut back to ``step`` and temporaries of killed writes removed
         (:meth:`tidy`)."""
-        self._wall_offset, self.best_eval = wall_time, best_eval
+        saved = self.saved_state(step)
+        self._wall_offset = saved.get("wall_time", 0.0)
+        self.best_eval = saved.get("best_eval", -math.inf)
         self._clock_start = time.monotonic()
         self._rate_mark = (step, time.monotonic())
         self._last_step = step
@@ -197,6 +206,16 @@ class TrainingRun:
         if self.tensorboard and self._tb is None:
             self._tb = TensorBoard(self.run_dir.path / "tb", step)
         self._bar = ProgressBar(self.total_steps, initial=step, enabled=self.show_progress)
+
+    def saved_state(self, step: int) -> dict:
+        """What :meth:`checkpoint` recorded of this run (``wall_time`` in seconds, ``best_eval``)
+        in the folder's ``latest`` checkpoint, when that checkpoint is of ``step`` (the step an
+        agent resumed from it starts at); empty for a new run or without a run folder."""
+        latest = self.run_dir.checkpoints / "latest.npz" if self.run_dir is not None else None
+        if latest is None or not latest.is_file():
+            return {}
+        header = read_header(latest)
+        return header.get("run_state") or {} if header.get("steps") == step else {}
 
     def tidy(self, step: int) -> None:
         """Make the run folder agree with a checkpoint at ``step``: drop the log rows written
@@ -391,6 +410,81 @@ class TrainingRun:
                     path.unlink()
                     removed.append((path, size))
         return removed
+
+
+class StopSignal:
+    """Turns SIGINT (Ctrl+C) and SIGTERM into a flag the loop polls, so it can save and exit.
+
+    A second Ctrl+C while a stop is pending raises KeyboardInterrupt as usual. Outside the main
+    thread (where handlers cannot be installed) the flag simply never rises.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.requested = False
+        self.signal_name: str | None = None
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        self.signal_name = signal.Signals(signum).name
+
+    def __enter__(self) -> "StopSignal":
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.SIGNALS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        return False
+
+
+class ProgressBar:
+    """A tqdm bar over environment steps that also shows steps/s and named metrics.
+
+    ``update(step, **metrics)`` moves the bar to ``step`` (absolute) and shows the metrics,
+    refreshing the text at most every ``min_interval`` seconds so it never slows the loop.
+    Disabled (silent) when ``enabled`` is False or stderr is not a terminal and ``force`` is off.
+    """
+
+    def __init__(self, total: int, initial: int = 0, desc: str = "train", enabled: bool = True,
+                 min_interval: float = 0.5):
+        self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step", dynamic_ncols=True,
+                         disable=not enabled, file=sys.stderr, mininterval=min_interval)
+        self._position, self._last_text, self._min_interval = initial, 0.0, min_interval
+
+    def update(self, step: int, **metrics) -> None:
+        self._bar.update(step - self._position)
+        self._position = step
+        now = time.monotonic()
+        if metrics and now - self._last_text >= self._min_interval:
+            self._last_text = now
+            self._bar.set_postfix({k: _short(v) for k, v in metrics.items()}, refresh=False)
+
+    def write(self, message: str) -> None:
+        """Print one line above the bar (to stderr, even when the bar is disabled)."""
+        tqdm.write(message, file=sys.stderr)
+
+    def close(self) -> None:
+        self._bar.close()
+
+    def __enter__(self) -> "ProgressBar":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self.close()
+        return False
+
+
+def _short(value):
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.3g}"
+    return value
 
 
 class TensorBoard:

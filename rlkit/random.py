@@ -1,6 +1,8 @@
 """rlkit's global random generator: weight initialisation and dropout masks draw from it."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 
 _generator = np.random.default_rng()
@@ -18,11 +20,12 @@ def generator() -> np.random.Generator:
     return _generator
 
 
-def get_state() -> dict:
-    """The generator's state as a JSON-serialisable dict (for checkpoints)."""
-    return _generator.bit_generator.state
+def generator_state(generator: np.random.Generator) -> str:
+    """A NumPy Generator's exact state as a JSON string (for a checkpoint's header); the global
+    generator's is ``generator_state(rlkit.random.generator())``."""
+    return json.dumps(generator.bit_generator.state)
 
 
-def set_state(state: dict) -> None:
-    """Restore a state returned by :func:`get_state`."""
-    _generator.bit_generator.state = state
+def restore_generator(generator: np.random.Generator, state: str) -> None:
+    """Put ``generator`` back into a state from :func:`generator_state`."""
+    generator.bit_generator.state = json.loads(state)

@@ -77,18 +77,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What the scripts know of a game, so that no agent has to: for each policy kind, the env's
+# input and the agent settings that go with it (those the chosen algorithm has). Pong is the
+# seed book's game: REINFORCE gets the book's input and network, its returns restarting at
+# every point (an MLP policy gets the same input); a CNN policy (A2C's and PPO's default) gets
+# 4 x 84 x 84 frames.
+GAMES = {
+    "pong": {
+        "book": (dict(preprocess="pg", actions="updown"), dict(policy="book", reset_on_reward=True)),
+        "mlp": (dict(preprocess="pg", actions="updown"), dict(policy="mlp", reset_on_reward=True)),
+        "cnn": (dict(preprocess="dqn"), dict(policy="cnn", reset_on_reward=True)),
+    },
+}
+
+
 def is_pong(name: str) -> bool:
     """Pong by any name envs.make accepts ("Pong", "pong", "ALE/Pong-v5"): the book's game."""
     return envs.atari_game(name) == "pong"
 
 
+def game_setup(args: argparse.Namespace) -> tuple[dict, dict]:
+    """(env keyword arguments, agent settings) from ``GAMES`` for the run's env and policy kind
+    (unset or "auto": "book" for REINFORCE, "cnn" for A2C and PPO); ({}, {}) for other envs."""
+    game = GAMES.get(envs.atari_game(args.env) or "")
+    if game is None:
+        return {}, {}
+    kind = args.policy if args.policy not in (None, "auto") else (
+        "cnn" if args.algo in VECTOR_ALGOS else "book")
+    env, agent = game.get(kind, ({}, {}))
+    fields = ALGOS[args.algo][1].__dataclass_fields__
+    return env, {name: value for name, value in agent.items() if name in fields}
+
+
 def env_kwargs(args: argparse.Namespace) -> dict:
-    """Keyword arguments for envs.make/make_vec: Pong's preprocessing follows the policy kind."""
+    """Keyword arguments for envs.make/make_vec: the Gridworld flags, the game's input for the
+    policy kind (``GAMES``), then ``--env-kwargs``."""
     kwargs = {name: value for name, value in (("living_reward", args.living_reward),
                                                ("slip", args.slip)) if value is not None}
-    if is_pong(args.env):
-        cnn = args.policy == "cnn" or (args.policy in (None, "auto") and args.algo in VECTOR_ALGOS)
-        kwargs.update(dict(preprocess="dqn") if cnn else dict(preprocess="pg", actions="updown"))
+    kwargs.update(game_setup(args)[0])
     kwargs.update(args.env_kwargs or {})
     return kwargs
 
@@ -126,7 +152,8 @@ def main(argv=None) -> int:
             agent = agent_cls.load(latest, env, **{k: getattr(args, k) for k in typed
                                                    if k in config_cls.__dataclass_fields__})
         else:
-            hyper = {**given_values(args, config_cls.__dataclass_fields__), "seed": args.seed}
+            hyper = {**game_setup(args)[1], **given_values(args, config_cls.__dataclass_fields__),
+                     "seed": args.seed}
             agent = agent_cls(env, **hyper)  # before the run folder: a refused config leaves nothing
             run = open_run(args, f"pg-{args.algo}", dataclasses.asdict(agent.config))
     except (ValueError, TypeError, DeviceUnavailableError, gym.error.Error) as e:

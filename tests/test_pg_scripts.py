@@ -71,7 +71,7 @@ def test_pong_gets_the_books_network_and_hyperparameters(script, tmp_path):
         "--env-kwargs", '{"max_num_frames_per_episode": 400}']) == 0
     hyper = json.loads((run / "config.json").read_text())["hyperparams"]
     assert (hyper["policy"], hyper["learning_rate"], hyper["optimizer"], hyper["rmsprop_decay"],
-            hyper["gamma"]) == ("book", 1e-4, "rmsprop", 0.99, 0.99)
+            hyper["gamma"], hyper["reset_on_reward"]) == ("book", 1e-4, "rmsprop", 0.99, 0.99, True)
     agent = PolicyGradient.load(run / "checkpoints/latest.npz")
     assert agent.updates == 1 and agent.episodes == 3 and agent.observation_space.shape == (6400,)
 

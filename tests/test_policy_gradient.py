@@ -108,13 +108,14 @@ def test_gradient_sign_follows_the_return_on_the_books_p_up_example(rng, ret):
         assert after == before
 
 
-def test_book_network_is_the_chapters_and_pong_gets_the_books_hyperparameters():
+def test_book_network_is_the_chapters_with_the_books_hyperparameters():
     env = envs.make("Pong", preprocess="pg", actions="updown")
-    agent = PolicyGradient(env, seed=0)
+    agent = PolicyGradient(env, policy="book", seed=0)
     c = agent.config
     assert (c.policy, c.learning_rate, c.optimizer, c.rmsprop_decay, c.gamma, c.batch_episodes) == \
         ("book", 1e-4, "rmsprop", 0.99, 0.99, 10)
-    assert agent.reset_on_reward  # Pong: returns restart at every point
+    assert not c.reset_on_reward  # the agent knows no game: train_pg.py turns it on for Pong
+    assert PolicyGradient(env, seed=0).config.policy == "mlp"  # "auto" sees 6400 floats only
     shapes = {name: p.shape for name, p in agent.net.named_parameters()}
     assert shapes == {"actor.encoder.0.weight": (BOOK_INPUTS, BOOK_HIDDEN), "policy.weight": (1, BOOK_HIDDEN)}
     w1 = agent.net.actor.encoder[0].weight.data

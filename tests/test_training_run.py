@@ -16,7 +16,7 @@ import pytest
 from gymnasium import spaces
 
 import envs
-from agents.base import saved_replay
+from agents.base import read_header, saved_replay
 from agents.dqn import DQN
 from agents.training_run import TrainingRun, evaluation_seed, play_evaluation
 from rlkit.runs import RunDir, read_csv
@@ -136,6 +136,27 @@ def test_evaluation_seeds_come_from_the_run_seed_and_the_step():
 
 
 # ---------------------------------------------------------------- resume
+
+def test_a_resumed_run_reads_its_wall_time_and_best_evaluation_from_its_checkpoint(tmp_path):
+    env = envs.make("CartPole-v1")
+    agent = DQN(env, seed=0, learning_starts=50, hidden_sizes=(16,))
+
+    def run(steps):
+        return TrainingRun(RunDir(tmp_path / "run"), steps, eval_env=envs.make("CartPole-v1"),
+                           eval_episodes=2, seed=0, progress=False)
+
+    first = run(100)
+    agent.learn(100, run=first)  # ends with an evaluation and a checkpoint at step 100
+    saved = read_header(tmp_path / "run/checkpoints/latest.npz")["run_state"]
+    assert saved["best_eval"] == first.best_eval > -np.inf and saved["wall_time"] > 0
+    resumed = run(200)
+    resumed.start(100)
+    assert resumed.best_eval == first.best_eval
+    assert resumed.wall_time >= saved["wall_time"]
+    elsewhere = run(200)  # a checkpoint of another step is not this run's past
+    elsewhere.start(50)
+    assert elsewhere.best_eval == -np.inf and elsewhere.wall_time < saved["wall_time"]
+
 
 def test_resume_of_an_old_layout_run_cuts_its_logs_and_clears_temporaries(script, tmp_path):
     """A run folder as the first round wrote it (no max_eval_steps in config.json, eval.csv
