@@ -252,7 +252,9 @@ class DQN:
         fraction = min((self.steps if step is None else step) / max(c.eps_steps, 1), 1.0)
         return c.eps_start + fraction * (c.eps_end - c.eps_start)
 
-    def q_values(self, obs) -> np.ndarray:
+    ACTION_VALUES = "Q-values"  # what action_values returns, as a viewer's panel names it
+
+    def action_values(self, obs) -> np.ndarray:
         """Q(s, .) for one observation, as a host array of shape (n_actions,)."""
         with no_grad():
             return self.q_net(self.adapt(np.asarray(obs)[None])).numpy()[0]
@@ -273,7 +275,7 @@ class DQN:
     def _act(self, obs, epsilon: float, rng: np.random.Generator) -> int:
         if epsilon > 0 and rng.random() < epsilon:
             return int(rng.integers(self.n_actions))
-        return int(np.argmax(self.q_values(obs)))
+        return int(np.argmax(self.action_values(obs)))
 
     # ------------------------------------------------------------------ learning
     def targets(self, batch):

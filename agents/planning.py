@@ -56,6 +56,15 @@ class _Planner:
             raise ValueError(f"{type(self).__name__}.predict called before learn() or load()")
         return int(self.policy[int(obs)])
 
+    ACTION_VALUES = "Q-values"  # what action_values returns, as a viewer's panel names it
+
+    def action_values(self, obs: int) -> np.ndarray:
+        """Q(obs, .), shape (n_actions,); NaN for an action that does not exist in that state."""
+        if self.Q is None:
+            raise ValueError(f"{type(self).__name__}.action_values called before learn() or load()")
+        q = self.Q[int(obs)]
+        return np.where(np.isfinite(q), q, np.nan)
+
     def hyperparams(self) -> dict:
         raise NotImplementedError
 

@@ -240,13 +240,15 @@ class PolicyAgent:
             return actions
         return actions[0] if self.continuous else int(actions[0])
 
-    def action_probabilities(self, obs) -> np.ndarray:
+    ACTION_VALUES = "action probabilities"  # what action_values returns, as a panel names it
+
+    def action_values(self, obs) -> np.ndarray:
         """pi(. | obs) for one observation, shape (n_actions,), e.g. for a viewer's panel.
 
         A recurrent agent reads the LSTM state ``predict`` carries, without advancing it.
         """
         if self.continuous:
-            raise ValueError("action_probabilities: a continuous policy has a density, not "
+            raise ValueError("action_values: a continuous policy has a density, not "
                              "probabilities; use predict(obs) for its mean action")
         with no_grad():
             dist, _, _ = self.net(self._observations(np.asarray(obs)[None]), self._predict_state)

@@ -113,6 +113,13 @@ class QLearning:
             return self._random(s)
         return self._greedy(s)
 
+    ACTION_VALUES = "Q-values"  # what action_values returns, as a viewer's panel names it
+
+    def action_values(self, obs: int) -> np.ndarray:
+        """Q(obs, .), shape (n_actions,); NaN for an action that does not exist in that state."""
+        s = int(obs)
+        return np.where(self.valid[s], self.q_table[s], np.nan)
+
     def _see(self, s: int, info: dict) -> None:
         mask = info.get("action_mask")
         if mask is not None:

@@ -33,10 +33,6 @@ from _agents import checkpoint_header, env_name, load_agent, locate, run_env
 from _tabular import action_names, fail
 
 import envs
-from agents.actor_critic import ActorCritic
-from agents.dqn import DQN
-from agents.policy_gradient import PolicyGradient
-from agents.q_learning import QLearning
 from envs.atari import UPDOWN_ACTIONS
 from rlkit.viewer import PanelInfo, Viewer
 
@@ -75,20 +71,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def action_values(agent, obs, n_actions: int) -> tuple[str, np.ndarray]:
     """(heading, (n_actions,) values) for the panel; NaN marks an action that does not exist.
 
-    Q-values for the value-based agents, the policy's probabilities for the policy-gradient
-    agents, uniform probabilities for the random agent (None).
+    What the agent answers (``agent.action_values``: Q-values for the value-based agents, the
+    policy's probabilities for the policy-gradient ones), uniform probabilities for the random
+    agent (None).
     """
     if agent is None:
         return "action probabilities", np.full(n_actions, 1.0 / n_actions)
-    if isinstance(agent, DQN):
-        return "Q-values", agent.q_values(obs)
-    if isinstance(agent, (PolicyGradient, ActorCritic)):
-        return "action probabilities", agent.action_probabilities(obs)
-    if isinstance(agent, QLearning):
-        s = int(obs)
-        return "Q-values", np.where(agent.valid[s], agent.q_table[s], np.nan)
-    q = agent.Q[int(obs)]  # planners: -inf marks actions that do not exist
-    return "Q-values", np.where(np.isfinite(q), q, np.nan)
+    return agent.ACTION_VALUES, agent.action_values(obs)
 
 
 def continuous_action(agent, env, obs) -> tuple[str, np.ndarray]:

@@ -186,7 +186,7 @@ def test_weights_only_checkpoint_acts_like_the_full_one(tmp_path):
     assert (tmp_path / "weights.npz").stat().st_size < (tmp_path / "full.npz").stat().st_size / 2
     light = DQN.load(tmp_path / "weights.npz", envs.make("RoomExit"))
     for s in range(6):
-        np.testing.assert_array_equal(light.q_values(s), agent.q_values(s))
+        np.testing.assert_array_equal(light.action_values(s), agent.action_values(s))
 
 
 def run_script(*args, timeout=300):

@@ -142,7 +142,7 @@ def test_dqn_builds_the_network_and_optimiser_its_config_names():
     with pytest.raises(ValueError, match="network must be one of .nature., .small., got .huge."):
         DQN(pong_like_env(), network="huge")
     mlp = DQN(envs.make("CartPole-v1"), dueling=True, hidden_sizes=(32, 16), seed=0)
-    assert isinstance(mlp.q_net[-1], nn.DuelingHead) and mlp.q_values(np.zeros(4)).shape == (2,)
+    assert isinstance(mlp.q_net[-1], nn.DuelingHead) and mlp.action_values(np.zeros(4)).shape == (2,)
 
 
 def test_evaluation_honours_eval_epsilon():

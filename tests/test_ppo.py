@@ -220,7 +220,7 @@ def test_clear_errors():
     with pytest.raises(TypeError, match="unknown PPOConfig hyper-parameters"):
         PPO(envs.make_vec("CartPole-v1", 2), batch_episodes=3)
     with pytest.raises(ValueError, match="density"):
-        PPO(envs.make_vec("Pendulum-v1", 2)).action_probabilities(np.zeros(3, np.float32))
+        PPO(envs.make_vec("Pendulum-v1", 2)).action_values(np.zeros(3, np.float32))
 
 
 def test_recurrent_minibatches_are_whole_sequences_covering_each_transition_once():

@@ -187,3 +187,14 @@ def test_a_new_run_needs_an_empty_folder_or_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="not a run folder"):
         RunDir.new(tmp_path / "mine", overwrite=True)
     assert (tmp_path / "mine" / "notes.txt").is_file()
+
+
+def test_run_folders_and_figures_do_not_load_the_engine():
+    # scripts that only read runs (plot.py, sweep summaries) should not pay for numba's kernels
+    code = ("import sys, rlkit.runs, rlkit.plotting; "
+            "print(sorted(m for m in ('numba', 'rlkit.tensor', 'rlkit.kernels') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    code = "import sys; from rlkit import Tensor, nn; print(Tensor.__name__, 'numba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["Tensor", "True"]

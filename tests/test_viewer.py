@@ -69,7 +69,7 @@ def test_watch_dqn_checkpoint_panel_shows_its_q_values(watch, tmp_path):
     assert summary["steps"] == 3
     kind, values = watch.action_values(agent, 2, 6)
     assert kind == "Q-values"
-    np.testing.assert_allclose(values, agent.q_values(2))
+    np.testing.assert_allclose(values, agent.action_values(2))
 
 
 def test_watch_policy_gradient_checkpoint_panel_shows_its_probabilities(watch, tmp_path):
