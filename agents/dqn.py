@@ -55,15 +55,19 @@ from rlkit import random as rlkit_random
 from rlkit.random import generator_state, restore_generator
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(kw_only=True)
 class DQNConfig:
-    """Every hyper-parameter of :class:`DQN` (the training scripts expose each as a flag)."""
+    """Every hyper-parameter of :class:`DQN` (the training scripts expose each as a flag).
 
-    learning_rate: float = 1e-3
+    ``DQNConfig.for_space(observation_space, **overrides)`` makes one from the preset for that
+    kind of observation (``PRESETS``); the fields without a default here are those every
+    preset sets, so each value lives in one place."""
+
+    learning_rate: float
     """Optimiser step size."""
-    buffer_size: int = 50_000
+    buffer_size: int
     """Replay memory capacity, in transitions."""
-    learning_starts: int = 1_000
+    learning_starts: int
     """Transitions collected before the first gradient step."""
     batch_size: int = 32
     """Transitions per gradient step."""
@@ -71,7 +75,7 @@ class DQNConfig:
     """Discount factor."""
     train_freq: int = 1
     """Environment steps per gradient step."""
-    target_update: int = 500
+    target_update: int
     """Steps between target-network updates."""
     tau: float = 1.0
     """1: hard copy; < 1: Polyak averaging target <- tau * online + (1 - tau) * target."""
@@ -87,7 +91,7 @@ class DQNConfig:
     """Exploration rate at step 0."""
     eps_end: float = 0.05
     """Exploration rate after eps_steps."""
-    eps_steps: int = 10_000
+    eps_steps: int
     """Steps over which epsilon falls linearly."""
     eval_epsilon: float = 0.0
     """Exploration rate while evaluating (0: greedy)."""
@@ -141,6 +145,16 @@ class DQNConfig:
             raise ValueError(f"learning_starts must be <= buffer_size ({self.buffer_size}), "
                              f"got {self.learning_starts}")
 
+    @classmethod
+    def for_space(cls, observation_space, **overrides) -> "DQNConfig":
+        """The preset for ``observation_space`` (:func:`preset_for`), then ``overrides``;
+        TypeError for a name that is no hyper-parameter."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(overrides) - fields)
+        if unknown:
+            raise TypeError(f"unknown DQN hyper-parameters {unknown}; known: {sorted(fields)}")
+        return cls(**{**PRESETS[preset_for(observation_space)], **overrides})
+
 
 # Atari (Pong): chosen from measurements on a 2-core CPU (README "The Atari recipe" gives the
 # source of each value): the 2013 network with a dueling head, 3-step Double DQN targets, Adam
@@ -148,16 +162,18 @@ class DQNConfig:
 # from 10k transitions, one update per step (the reference's: ~350k of them reached +18, and a
 # 25 ms update fits that many in 3 hours), epsilon 1 -> 0.02 over 100k steps, target copy every
 # 1,000 steps, greedy evaluation.
+# Each preset names only what differs from DQNConfig's defaults (one update per step, batch
+# 32, greedy evaluation, ...), and every field without a default.
 PRESETS = {
     "image": dict(learning_rate=1e-4, adam_eps=1.5e-4, buffer_size=100_000, learning_starts=10_000,
-                  train_freq=1, target_update=1_000, eps_end=0.02, eps_steps=100_000,
-                  eval_epsilon=0.0, n_step=3, dueling=True, network="small"),
+                  target_update=1_000, eps_end=0.02, eps_steps=100_000, n_step=3, dueling=True,
+                  network="small"),
     # CartPole and other small control tasks: measured to solve CartPole-v1 within 50k steps
     "vector": dict(learning_rate=1e-3, buffer_size=50_000, learning_starts=1_000, batch_size=64,
-                   train_freq=1, target_update=500, eps_steps=10_000, hidden_sizes=(128, 128)),
+                   target_update=500, eps_steps=10_000, hidden_sizes=(128, 128)),
     # tabular worlds (one-hot states)
-    "discrete": dict(learning_rate=1e-3, buffer_size=10_000, learning_starts=200, batch_size=32,
-                     train_freq=1, target_update=100, eps_steps=2_000, hidden_sizes=(64,)),
+    "discrete": dict(learning_rate=1e-3, buffer_size=10_000, learning_starts=200,
+                     target_update=100, eps_steps=2_000, hidden_sizes=(64,)),
 }
 
 
@@ -170,15 +186,6 @@ def preset_for(observation_space) -> str:
     if networks.is_image_space(observation_space):
         return "image"
     return "discrete" if isinstance(observation_space, spaces.Discrete) else "vector"
-
-
-def default_config(observation_space, **overrides) -> DQNConfig:
-    """DQNConfig with the preset for ``observation_space`` and then ``overrides`` applied."""
-    fields = {f.name for f in dataclasses.fields(DQNConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise TypeError(f"unknown DQN hyper-parameters {unknown}; known: {sorted(fields)}")
-    return DQNConfig(**{**PRESETS[preset_for(observation_space)], **overrides})
 
 
 def td_targets(rewards, dones, next_values, gamma: float, horizons=1):
@@ -202,7 +209,7 @@ class DQN:
         if not isinstance(env.action_space, spaces.Discrete):
             raise ValueError(f"DQN needs a Discrete action space, got {env.action_space}")
         self.env = env
-        self.config = default_config(env.observation_space, **hyperparams)
+        self.config = DQNConfig.for_space(env.observation_space, **hyperparams)
         c = self.config
         if c.n_step > 1 and not networks.is_image_space(env.observation_space):
             raise ValueError("n_step > 1 needs image-stack observations (the frame replay keeps "
@@ -444,7 +451,7 @@ class DQN:
         # a file written before a setting existed was made without it: its plain default (e.g.
         # network "nature", no dueling head), not today's preset, rebuilds that agent
         predating = {f.name: f.default for f in dataclasses.fields(DQNConfig)
-                     if f.name not in header["hyperparams"]}
+                     if f.name not in header["hyperparams"] and f.default is not dataclasses.MISSING}
         hyper = resume_hyperparams(DQNConfig, {**predating, **header["hyperparams"]}, overrides)
         agent = cls(env if env is not None else SpacesOnly(header["env"]), **hyper)
         agent.q_net.load_state_dict(unprefixed("q", arrays))

@@ -449,7 +449,7 @@ class ProgressBar:
 
     ``update(step, **metrics)`` moves the bar to ``step`` (absolute) and shows the metrics,
     refreshing the text at most every ``min_interval`` seconds so it never slows the loop.
-    Disabled (silent) when ``enabled`` is False or stderr is not a terminal and ``force`` is off.
+    Silent when ``enabled`` is False (the scripts' ``--no-progress``).
     """
 
     def __init__(self, total: int, initial: int = 0, desc: str = "train", enabled: bool = True,
@@ -459,12 +459,16 @@ class ProgressBar:
         self._position, self._last_text, self._min_interval = initial, 0.0, min_interval
 
     def update(self, step: int, **metrics) -> None:
+        """Move to ``step``; show the metrics that have a value (a NaN one, such as the
+        epsilon of an agent that does not explore by epsilon, is left out)."""
         self._bar.update(step - self._position)
         self._position = step
         now = time.monotonic()
         if metrics and now - self._last_text >= self._min_interval:
             self._last_text = now
-            self._bar.set_postfix({k: _short(v) for k, v in metrics.items()}, refresh=False)
+            shown = {k: _short(v) for k, v in metrics.items()
+                     if not (isinstance(v, (float, np.floating)) and math.isnan(v))}
+            self._bar.set_postfix(shown, refresh=False)
 
     def write(self, message: str) -> None:
         """Print one line above the bar (to stderr, even when the bar is disabled)."""

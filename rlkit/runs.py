@@ -106,6 +106,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w",
         # Same directory as the target: os.replace is only atomic within one file system.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{TEMP_PREFIX}{path.name}.",
                                    suffix=TEMP_SUFFIX)
+        os.chmod(tmp, _NEW_FILE_MODE)  # mkstemp's is 0600; a run's files read like its CSVs
         with os.fdopen(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
             yield f
             f.flush()
@@ -121,6 +122,17 @@ def atomic_open(path: str | os.PathLike, mode: str = "w",
             raise DiskFullError(path, needed, written) from None  # one line, not the chain
         raise
     _fsync_dir(path.parent)
+
+
+def _file_mode_of_open() -> int:
+    """The permission bits ``open(path, "w")`` gives a new file: 0666 less the umask (read once,
+    at import, before any thread could be changing it)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_NEW_FILE_MODE = _file_mode_of_open()
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -31,16 +31,19 @@ def field_docs(cls) -> dict:
     return docs
 
 
-def add_config_flags(group, config_cls, skip=(), aliases=None) -> list[str]:
+def add_config_flags(group, config_cls, skip=(), aliases=None, presets=None) -> list[str]:
     """One flag per field of ``config_cls`` (``--learning-rate`` for ``learning_rate``), all
     defaulting to None ("the agent's preset"); booleans get ``--x/--no-x``, tuples take several
-    ints. ``aliases`` maps a field to extra flag names. Returns the field names added."""
+    ints. ``aliases`` maps a field to extra flag names. ``presets`` ({label: {field: value}})
+    puts the value each preset gives an unset flag into its help (:func:`unset_help`).
+    Returns the field names added."""
     docs, aliases, added = field_docs(config_cls), aliases or {}, []
     for field in dataclasses.fields(config_cls):
         if field.name in skip:
             continue
         flags = ["--" + field.name.replace("_", "-"), *aliases.get(field.name, ())]
-        kwargs = dict(dest=field.name, default=None, help=docs.get(field.name, ""))
+        text = docs.get(field.name, "") + unset_help(field.name, field.default, presets or {})
+        kwargs = dict(dest=field.name, default=None, help=text.replace("%", "%%"))
         kind = str(field.type).split(" ")[0]
         if kind == "bool":
             group.add_argument(*flags, action=argparse.BooleanOptionalAction, **kwargs)
@@ -52,16 +55,40 @@ def add_config_flags(group, config_cls, skip=(), aliases=None) -> list[str]:
     return added
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags of a training run's length, schedule and resume (both deep-agent scripts)."""
-    parser.add_argument("--steps", type=int, help="total environment steps (unset: the env's preset)")
+def unset_help(name: str, default, presets: dict) -> str:
+    """What a flag left unset becomes, for its help: " (unset: image 0.0001, vector 0.001;
+    else 32)", each preset's value and the config's own default for the others."""
+    values = [f"{label} {_shown(p[name])}" for label, p in presets.items() if name in p]
+    rest = len(values) < len(presets) or not presets
+    if rest and default is not dataclasses.MISSING:
+        values.append(f"{'else ' if values else ''}{_shown(default)}")
+    return f" (unset: {', '.join(values)})" if values else ""
+
+
+def _shown(value) -> str:
+    """A config value as it would be typed on the command line (tuples as space-separated)."""
+    if isinstance(value, (tuple, list)):
+        return " ".join(str(v) for v in value) or "none"
+    return "unset" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def add_run_flags(parser: argparse.ArgumentParser, presets: dict) -> None:
+    """The flags of a training run's length, schedule and resume (both deep-agent scripts);
+    ``presets`` ({label: {flag: value}}) gives each schedule flag's value when unset."""
+    def unset(name):
+        return unset_help(name, dataclasses.MISSING, presets)
+
+    parser.add_argument("--steps", type=int, help="total environment steps" + unset("steps"))
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
-    parser.add_argument("--eval-every", type=int, help="steps between evaluations (0: only the final one)")
-    parser.add_argument("--eval-episodes", type=int, help="episodes per evaluation (at least 1)")
+    parser.add_argument("--eval-every", type=int,
+                        help="steps between evaluations (0: only the final one)" + unset("eval_every"))
+    parser.add_argument("--eval-episodes", type=int,
+                        help="episodes per evaluation (at least 1)" + unset("eval_episodes"))
     parser.add_argument("--max-eval-steps", type=int, default=MAX_EVAL_STEPS,
                         help="an evaluation episode is cut after this many steps (eval.csv counts "
                              "them under 'truncated'); default %(default)s")
-    parser.add_argument("--checkpoint-every", type=int, help="steps between 'latest' checkpoints")
+    parser.add_argument("--checkpoint-every", type=int,
+                        help="steps between 'latest' checkpoints" + unset("checkpoint_every"))
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--no-tensorboard", action="store_true",
                         help="write no TensorBoard events (default: <run>/tb/, beside the CSVs)")

@@ -24,7 +24,7 @@ from _tabular import ArgumentParser, add_common_flags, fail, make_env, open_run
 
 import envs
 from agents.base import read_header, saved_replay
-from agents.dqn import DQN, DQNConfig, preset_for
+from agents.dqn import DQN, PRESETS, DQNConfig, preset_for
 from rlkit.backend import DeviceUnavailableError
 
 # How long and how often, by observation kind (the agent's own defaults live in agents.dqn).
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The command line (every DQN hyper-parameter defaults to None: "use the preset")."""
     parser = ArgumentParser(description=__doc__.split("\n")[0])
     add_common_flags(parser, default_env="Pong")
-    add_run_flags(parser)
+    add_run_flags(parser, RUN_PRESETS)
     parser.add_argument("--save-replay", action="store_true",
                         help="also checkpoint the replay memory (resume then continues exactly)")
     parser.add_argument("--stop-on-collapse", action="store_true",
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "layer or a Q that no longer depends on the state")
     group = parser.add_argument_group("DQN hyper-parameters (unset: the env kind's preset)")
     add_config_flags(group, DQNConfig, skip=CONFIG_FLAGS_SET_ELSEWHERE,
-                     aliases={"learning_rate": ["--lr"]})
+                     aliases={"learning_rate": ["--lr"]}, presets=PRESETS)
     return parser
 
 

@@ -60,9 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(parser, default_env="Pong")
     parser.add_argument("--algo", choices=ALGOS, default="reinforce", help="reinforce, a2c or ppo")
     parser.add_argument("--n-envs", type=int, default=4, help="a2c, ppo: environments stepped together")
-    add_run_flags(parser)
-    common = parser.add_argument_group("hyper-parameters of both algorithms (unset: the preset)")
-    add_config_flags(common, PolicyConfig, skip={"seed"}, aliases={"learning_rate": ["--lr"]})
+    add_run_flags(parser, RUN_PRESETS)
+    common = parser.add_argument_group("hyper-parameters of every algorithm (unset: the preset)")
+    add_config_flags(common, PolicyConfig, skip={"seed"}, aliases={"learning_rate": ["--lr"]},
+                     presets=labelled_presets(ALGOS))
     # the other fields, one group per set of algorithms that has them ("a2c, ppo only", ...)
     owners = {}
     for name, (_, config) in ALGOS.items():
@@ -73,8 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
         config = ALGOS[names[-1]][1]  # the most derived config: its docstrings are the fullest
         group = parser.add_argument_group(f"{', '.join(names)} only")
         add_config_flags(group, config, skip={f for f in config.__dataclass_fields__
-                                              if tuple(owners.get(f, ())) != names})
+                                              if tuple(owners.get(f, ())) != names},
+                         presets=labelled_presets({name: ALGOS[name] for name in names}))
     return parser
+
+
+def labelled_presets(algos: dict) -> dict:
+    """{"<algo> <policy kind>": preset} of the agents in ``algos``, for the flags' help."""
+    return {f"{name} {kind}": preset for name, (agent_cls, _) in algos.items()
+            for kind, preset in agent_cls.PRESETS.items()}
 
 
 # What the scripts know of a game, so that no agent has to: for each policy kind, the env's

@@ -12,8 +12,11 @@ import numpy as np
 import pytest
 
 import envs
+from agents.actor_critic import PRESETS as A2C_PRESETS
 from agents.actor_critic import ActorCritic, ActorCriticConfig
+from agents.dqn import PRESETS as DQN_PRESETS
 from agents.dqn import DQN, DQNConfig
+from agents.policy_gradient import PRESETS as PG_PRESETS
 from agents.policy_gradient import PolicyGradient, PolicyGradientConfig
 from agents.q_learning import QLearning
 from agents.training_run import TrainingRun, evaluate
@@ -274,10 +277,14 @@ def test_api_refuses_with_a_value_error_naming_the_setting(call, name):
     assert str(error.value).startswith(f"{name} must be"), str(error.value)
 
 
-@pytest.mark.parametrize("config", [DQNConfig, PolicyGradientConfig, ActorCriticConfig])
-def test_every_config_field_has_a_range_and_the_defaults_are_in_it(config):
+@pytest.mark.parametrize("config,presets", [(DQNConfig, DQN_PRESETS), (PolicyGradientConfig, PG_PRESETS),
+                                            (ActorCriticConfig, A2C_PRESETS)])
+def test_every_config_field_has_a_range_and_the_defaults_and_presets_are_in_it(config, presets):
     assert set(config.RULES) == {f.name for f in dataclasses.fields(config)}
-    config()  # the defaults pass their own checks
+    required = {f.name for f in dataclasses.fields(config) if f.default is dataclasses.MISSING}
+    for name, preset in presets.items():
+        assert required <= set(preset), f"preset {name} leaves {sorted(required - set(preset))} unset"
+        config(**preset)  # the defaults under the preset pass their own checks
 
 
 def test_a_field_without_a_rule_is_caught_when_the_config_is_made():

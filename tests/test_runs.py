@@ -198,3 +198,13 @@ def test_run_folders_and_figures_do_not_load_the_engine():
     code = "import sys; from rlkit import Tensor, nn; print(Tensor.__name__, 'numba' in sys.modules)"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["Tensor", "True"]
+
+
+def test_atomically_written_files_get_the_permissions_of_a_plain_open(tmp_path):
+    plain = tmp_path / "progress.csv"
+    plain.write_text("step\n")
+    with atomic_open(tmp_path / "config.json") as f:
+        f.write("{}")
+    save_npz_atomic(tmp_path / "latest.npz", x=np.zeros(2))
+    mode = lambda path: path.stat().st_mode & 0o777
+    assert mode(tmp_path / "config.json") == mode(tmp_path / "latest.npz") == mode(plain)

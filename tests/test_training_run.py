@@ -18,7 +18,7 @@ from gymnasium import spaces
 import envs
 from agents.base import read_header, saved_replay
 from agents.dqn import DQN
-from agents.training_run import TrainingRun, evaluation_seed, play_evaluation
+from agents.training_run import ProgressBar, TrainingRun, evaluation_seed, play_evaluation
 from rlkit.runs import RunDir, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -316,3 +316,12 @@ def test_a_disk_too_full_for_config_json_leaves_no_run_folder(script, tmp_path, 
     assert exited.value.code == 1 and "Traceback" not in err
     assert err.startswith(f"error: no space left in {tmp_path / 'run'} to write config.json: it needs about")
     assert not (tmp_path / "run").exists()
+
+
+def test_the_progress_bar_leaves_out_metrics_without_a_value(capsys):
+    # policy-gradient agents explore without an epsilon: the bar showed "eps=nan"
+    with ProgressBar(100, min_interval=0.0) as bar:
+        bar.update(10, eps=float("nan"), ret=np.float64(1.5), loss=0.25)
+        bar.update(20, eps=float("nan"), ret=np.float64(1.5), loss=0.25)
+    shown = capsys.readouterr().err
+    assert "ret=1.5" in shown and "loss=0.25" in shown and "eps" not in shown
