@@ -118,10 +118,14 @@ def resolve_config(config_cls, presets: dict, observation_space, action_space, *
         raise TypeError(f"unknown {config_cls.__name__} hyper-parameters {unknown}; "
                         f"known: {sorted(fields)}")
     kind = resolve_policy(overrides.get("policy", "auto"), observation_space)
-    preset = presets.get(kind, {})
-    if isinstance(action_space, spaces.Box):  # e.g. "mlp-box": continuous control on top of "mlp"
-        preset = {**preset, **presets.get(f"{kind}-box", {})}
+    preset = kind_preset(presets, kind, continuous=isinstance(action_space, spaces.Box))
     return config_cls(**{**preset, **overrides, "policy": kind})
+
+
+def kind_preset(presets: dict, kind: str, continuous: bool) -> dict:
+    """The preset of policy ``kind``; for continuous (Box) actions with the ``"<kind>-box"``
+    entry laid over it (e.g. "mlp-box": continuous control on top of "mlp")."""
+    return {**presets.get(kind, {}), **(presets.get(f"{kind}-box", {}) if continuous else {})}
 
 
 class PolicyAgent:

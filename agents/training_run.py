@@ -215,7 +215,7 @@ class TrainingRun:
         if latest is None or not latest.is_file():
             return {}
         header = read_header(latest)
-        return header.get("run_state") or {} if header.get("steps") == step else {}
+        return (header.get("run_state") or {}) if header.get("steps") == step else {}
 
     def tidy(self, step: int) -> None:
         """Make the run folder agree with a checkpoint at ``step``: drop the log rows written

@@ -56,7 +56,7 @@ def add_config_flags(group, config_cls, skip=(), aliases=None, presets=None) -> 
 
 
 def unset_help(name: str, default, presets: dict) -> str:
-    """What a flag left unset becomes, for its help: " (unset: image 0.0001, vector 0.001;
+    """What a flag left unset becomes, for its help: " (unset: image 0.0001, vector 0.001,
     else 32)", each preset's value and the config's own default for the others."""
     values = [f"{label} {_shown(p[name])}" for label, p in presets.items() if name in p]
     rest = len(values) < len(presets) or not presets

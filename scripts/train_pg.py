@@ -39,7 +39,7 @@ from _tabular import _ENV_ERRORS, ArgumentParser, add_common_flags, fail, open_r
 
 import envs
 from agents.actor_critic import ActorCritic, ActorCriticConfig
-from agents.policy_base import PolicyConfig
+from agents.policy_base import PolicyConfig, kind_preset
 from agents.policy_gradient import PolicyGradient, PolicyGradientConfig
 from agents.ppo import PPO, PPOConfig
 from rlkit.backend import DeviceUnavailableError
@@ -80,9 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def labelled_presets(algos: dict) -> dict:
-    """{"<algo> <policy kind>": preset} of the agents in ``algos``, for the flags' help."""
-    return {f"{name} {kind}": preset for name, (agent_cls, _) in algos.items()
-            for kind, preset in agent_cls.PRESETS.items()}
+    """{"<algo> <policy kind>": preset} of the agents in ``algos``, for the flags' help (a
+    "<kind>-box" entry as it applies: laid over its kind)."""
+    return {f"{name} {kind}": kind_preset(agent_cls.PRESETS, kind.removesuffix("-box"),
+                                          continuous=kind.endswith("-box"))
+            for name, (agent_cls, _) in algos.items() for kind in agent_cls.PRESETS}
 
 
 # What the scripts know of a game, so that no agent has to: for each policy kind, the env's
