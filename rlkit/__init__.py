@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import importlib
 
-# public name -> the module that defines it (a submodule is its own entry)
+_SUBMODULES = ("functions", "nn", "optim")
+# public name -> the module that defines it. No name is also a submodule's (hence
+# rlkit.gradient_check): importing a submodule binds its name in the package, which would
+# shadow a function of that name
 _EXPORTS = {
-    "functions": "rlkit.functions", "nn": "rlkit.nn", "optim": "rlkit.optim",
+    **{name: f"rlkit.{name}" for name in _SUBMODULES},
     "DeviceUnavailableError": "rlkit.backend", "cuda_available": "rlkit.backend",
     "resolve_device": "rlkit.backend",
-    "gradcheck": "rlkit.gradcheck", "gradcheck_module": "rlkit.gradcheck",
+    "gradcheck": "rlkit.gradient_check", "gradcheck_module": "rlkit.gradient_check",
     "manual_seed": "rlkit.random",
     **{name: "rlkit.tensor" for name in ("Function", "Tensor", "cat", "is_grad_enabled", "maximum",
                                          "no_grad", "ones", "stack", "where", "zeros")},
@@ -29,7 +32,7 @@ def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'rlkit' has no attribute {name!r}")
     module = importlib.import_module(_EXPORTS[name])
-    value = module if module.__name__ == f"rlkit.{name}" else getattr(module, name)
+    value = module if name in _SUBMODULES else getattr(module, name)
     globals()[name] = value  # found once; later look-ups do not come here
     return value
 

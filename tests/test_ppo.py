@@ -18,8 +18,7 @@ from agents.policy_gradient import PolicyGradient
 from agents.policy_networks import DiagGaussian
 from agents.ppo import PPO, PPOConfig, clipped_surrogate, value_loss
 from agents.training_run import TrainingRun, evaluate
-from rlkit import Tensor, nn
-from rlkit.gradcheck import gradcheck
+from rlkit import Tensor, gradcheck, nn
 
 import memory_corridor  # noqa: F401  (registers MemoryCorridor-v0)
 
