@@ -412,16 +412,17 @@ class DQN:
         between the two writes leaves the previous checkpoint with its own replay, and ``load``
         refuses a replay that was not saved with the checkpoint.
         ``weights_only`` keeps just the online network (a quarter of the size): enough to act
-        and to watch, while resuming from it starts a fresh optimiser and target copy.
+        and to watch, while resuming from it starts a fresh optimiser and target copy and draws
+        a new health probe (the 3.6 MB Atari probe is left out too).
         """
         arrays = prefixed("q", self.q_net.state_dict())
         if not weights_only:
             arrays.update({**prefixed("target", self.target_net.state_dict()),
                            **prefixed("optim", self.optimizer.state_dict())})
+            if self._probe is not None:
+                arrays["probe"] = self._probe
         if self._obs is not None:
             arrays["obs"] = np.asarray(self._obs)
-        if self._probe is not None:
-            arrays["probe"] = self._probe
         replay = None
         if replay_path is not None:
             replay = {"file": Path(replay_path).name, "steps": self.steps}

@@ -16,7 +16,7 @@ from agents.dqn import DQN, td_targets
 from agents.planning import ValueIteration
 from agents.training_run import evaluate
 from rlkit import Tensor, nn
-from rlkit.runs import read_csv
+from rlkit.runs import load_npz, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -181,9 +181,11 @@ def test_checkpoint_for_another_env_is_refused(tmp_path):
 
 def test_weights_only_checkpoint_acts_like_the_full_one(tmp_path):
     agent = DQN(envs.make("RoomExit"), gamma=0.8, seed=1).learn(500)
+    agent.health()  # draws the probe batch a full checkpoint keeps for the health figures
     agent.save(tmp_path / "full.npz")
     agent.save(tmp_path / "weights.npz", weights_only=True)
     assert (tmp_path / "weights.npz").stat().st_size < (tmp_path / "full.npz").stat().st_size / 2
+    assert "probe" in load_npz(tmp_path / "full.npz") and "probe" not in load_npz(tmp_path / "weights.npz")
     light = DQN.load(tmp_path / "weights.npz", envs.make("RoomExit"))
     for s in range(6):
         np.testing.assert_array_equal(light.action_values(s), agent.action_values(s))
