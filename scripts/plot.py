@@ -30,8 +30,9 @@ from rlkit.runs import read_csv, read_json
 X_AXES = {"steps": "step", "episodes": "episode", "time": "wall_time"}
 X_LABELS = {"steps": "environment steps", "episodes": "episodes", "time": "wall time (s)"}
 METRICS = ("return", "loss", "length")
-# config.json entries that differ between seeds of one setting (or do not change it)
-NOT_A_SETTING = ("seed", "run_dir", "resume")
+# config.json entries that differ between seeds of one setting (or do not change it: "resumes"
+# logs what a resume changed, and the changed values are in the settings themselves)
+NOT_A_SETTING = ("seed", "run_dir", "resume", "resumes")
 GUI_BACKENDS = ("qtagg", "gtk4agg", "gtk3agg", "tkagg", "wxagg", "macosx")
 
 
