@@ -28,7 +28,7 @@ from agents.base import (SpacesOnly, env_signature, load_checkpoint, resume_hype
 from agents.policy_networks import (BOOK_INPUTS, Core, PolicyNetwork, book_network, encoder_for,
                                     state_rows)
 from agents.training_run import TrainingRun
-from rlkit import Tensor, no_grad, optim
+from rlkit import Tensor, nn, no_grad, optim
 from rlkit.backend import resolve_device, set_num_threads
 from rlkit.checks import FLAG, TEXT, check, integer, number, one_of, optional, sizes
 from rlkit import random as rlkit_random
@@ -48,6 +48,9 @@ class PolicyConfig:
     """Hidden layers of the MLP encoder (policy "mlp")."""
     activation: str = "relu"
     """MLP activation: "relu" or "tanh"."""
+    network: str = "nature"
+    """Image network of the cnn policy: "nature" (Mnih et al. 2015, 512 features) or "small"
+    (Mnih et al. 2013, 256 features, a third of the multiply-adds)."""
     recurrent: bool = False
     """An LSTM between encoder and heads, its state carried through each episode."""
     lstm_size: int = 64
@@ -74,7 +77,7 @@ class PolicyConfig:
     # the range of every field (rlkit.checks), checked when a config is made; subclasses extend it
     RULES = {
         "policy": one_of(*POLICIES), "hidden_sizes": sizes(1), "activation": one_of("relu", "tanh"),
-        "recurrent": FLAG, "lstm_size": integer(1), "gamma": number(0, 1),
+        "network": one_of(*sorted(nn.IMAGE_NETWORKS)), "recurrent": FLAG, "lstm_size": integer(1), "gamma": number(0, 1),
         "learning_rate": number(0, low_open=True), "optimizer": one_of("rmsprop", "adam"),
         "rmsprop_decay": number(0, 1, high_open=True), "optimizer_eps": number(0, low_open=True),
         "max_grad_norm": number(0), "seed": optional(integer(0)), "device": optional(TEXT),
@@ -82,7 +85,7 @@ class PolicyConfig:
     }
     # what a resume cannot change (agents.base.resume_hyperparams): the network's shape, the
     # optimiser's state, and the seed (used once, at the start); subclasses extend it
-    FIXED_ON_RESUME = ("policy", "hidden_sizes", "activation", "recurrent", "lstm_size",
+    FIXED_ON_RESUME = ("policy", "hidden_sizes", "activation", "network", "recurrent", "lstm_size",
                        "optimizer", "seed")
 
     def __post_init__(self):
@@ -188,7 +191,7 @@ class PolicyAgent:
                              "'cnn' takes (C, 84, 84) frames, 'mlp' vectors")
 
         def core() -> Core:
-            return Core(*encoder_for(shape, c.hidden_sizes, c.activation), lstm_size)
+            return Core(*encoder_for(shape, c.hidden_sizes, c.activation, c.network), lstm_size)
 
         gaussian = dict(gaussian=True, init_log_std=c.init_log_std) if self.continuous else {}
         if not self.VALUE_HEAD:

@@ -144,12 +144,14 @@ class DiagGaussian:
 # Encoders
 # --------------------------------------------------------------------------------------------
 
-def encoder_for(obs_shape: tuple, hidden=(64, 64), activation: str = "relu") -> tuple:
+def encoder_for(obs_shape: tuple, hidden=(64, 64), activation: str = "relu",
+                network: str = "nature") -> tuple:
     """(encoder module, feature size) for observations of ``obs_shape`` (float, batch first).
 
     (D,): an MLP D -> hidden... with ``activation`` after every layer (no layer if ``hidden``
-    is empty: the features are the observation). (C, 84, 84): the Nature DQN CNN up to and
-    including its 512-unit ReLU layer. Anything else raises ValueError.
+    is empty: the features are the observation). (C, 84, 84): the image network ``network``
+    names (``nn.IMAGE_NETWORKS``: "nature", 512 features, or "small", 256) up to and including
+    its last hidden ReLU layer. Anything else raises ValueError.
     """
     if len(obs_shape) == 1:
         hidden = tuple(int(h) for h in hidden)
@@ -159,9 +161,9 @@ def encoder_for(obs_shape: tuple, hidden=(64, 64), activation: str = "relu") -> 
         layers.append(nn.networks.ACTIVATIONS[activation]())
         return nn.Sequential(*layers), hidden[-1]
     if len(obs_shape) == 3 and obs_shape[1:] == (84, 84):
-        cnn = nn.nature_cnn(obs_shape[0], n_outputs=1)
-        # the Nature CNN without its output layer: conv x3, flatten, fc 512, ReLU
-        return nn.Sequential(*[cnn[i] for i in range(len(cnn) - 1)]), 512
+        cnn = nn.IMAGE_NETWORKS[network](obs_shape[0], n_outputs=1)
+        # the network without its output layer: convolutions, flatten, fc, ReLU
+        return nn.Sequential(*[cnn[i] for i in range(len(cnn) - 1)]), cnn[len(cnn) - 1].in_features
     raise ValueError(f"no encoder for observations of shape {obs_shape}: expected a vector (D,) "
                      "or frames (C, 84, 84) (Pong with preprocess='dqn')")
 

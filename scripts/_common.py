@@ -19,6 +19,12 @@ from agents.training_run import MAX_EVAL_STEPS, TrainingRun, check_schedule
 from rlkit.plotting import reward_curve
 from rlkit.runs import DiskFullError, RunDir, read_csv
 
+# Atari games train without sticky actions (ALE v5's default is 0.25), as the DQN paper, CleanRL's
+# ppo_atari (NoFrameskip-v4) and the PyTorch reference run of README "The Atari recipe" did:
+# fewer steps to learn Pong, which the 2-core budget needs; the final networks are evaluated
+# both with and without them. --env-kwargs '{"repeat_action_probability": 0.25}' trains with them.
+ATARI_TRAINING_ENV_KWARGS = {"repeat_action_probability": 0.0}
+
 
 def field_docs(cls) -> dict:
     """The docstring under each field of a dataclass and of its dataclass bases (flag help)."""

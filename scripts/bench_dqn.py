@@ -29,24 +29,12 @@ from collections import defaultdict
 from pathlib import Path
 
 from _bench_pg_worker import Timed
-from bench_core import best_round, measure
+from bench_core import best_round, cpu_model, measure
 
 import envs
 from agents.dqn import DQN
 
 YARDSTICK_CASE = "dqn_recipe_update"
-
-
-def cpu_model() -> str:
-    """The CPU's model name from /proc/cpuinfo (benchmarks from different CPUs never mix)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:
@@ -83,7 +71,8 @@ def main() -> None:
         "command": "python scripts/bench_dqn.py " + " ".join(
             f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "machine": {"cpu_model": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+        "machine": {"cpu": cpu_model(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+                    "cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1min_before_after": [load_before, os.getloadavg()[0]],
                     "note": "shared 2-core machine: other work may run concurrently"},
         "timed_steps": args.steps, "updates": agent.updates,
@@ -99,7 +88,9 @@ def main() -> None:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"{result['machine']['cpu_model']}: {result['steps_per_second']:.1f} agent steps/s "
+    cpu = result["machine"]["cpu"]
+    print(f"{cpu.get('model name')} (family {cpu.get('cpu family')} model {cpu.get('model')}): "
+          f"{result['steps_per_second']:.1f} agent steps/s "
           f"({result['hours_per_million_steps']:.1f} h per million steps), "
           f"{result['ms_per_update']:.1f} ms per update, peak RSS {result['peak_rss_mb']:.0f} MB")
     for name, ms in sorted(result["ms_per_step"].items(), key=lambda kv: -kv[1]):

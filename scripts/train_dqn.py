@@ -18,8 +18,9 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from _common import (add_config_flags, add_run_flags, check_run_flags, fill_defaults, given_values,
-                     latest_checkpoint, record_resume, resumed_args, train_in_run)
+from _common import (ATARI_TRAINING_ENV_KWARGS, add_config_flags, add_run_flags, check_run_flags,
+                     fill_defaults, given_values, latest_checkpoint, record_resume, resumed_args,
+                     train_in_run)
 from _tabular import ArgumentParser, add_common_flags, fail, make_env, open_run
 
 import envs
@@ -33,11 +34,6 @@ RUN_PRESETS = {
     "vector": dict(steps=50_000, eval_every=5_000, eval_episodes=10, checkpoint_every=10_000),
     "discrete": dict(steps=10_000, eval_every=1_000, eval_episodes=10, checkpoint_every=5_000),
 }
-# Atari games train without sticky actions (ALE v5's default is 0.25), as the DQN paper and the
-# PyTorch reference run of README "The Atari recipe" did: fewer steps to learn Pong, which the
-# 2-core budget needs; the final network is evaluated both with and without them.
-# --env-kwargs '{"repeat_action_probability": 0.25}' trains with them.
-ATARI_TRAINING_ENV_KWARGS = {"repeat_action_probability": 0.0}
 CONFIG_FLAGS_SET_ELSEWHERE = {"seed"}  # --seed comes with the common flags
 HYPERPARAMETERS = {f.name for f in dataclasses.fields(DQNConfig)}
 

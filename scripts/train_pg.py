@@ -33,8 +33,9 @@ import sys
 
 import gymnasium as gym
 
-from _common import (RUN_IDENTITY, add_config_flags, add_run_flags, check_run_flags, fill_defaults,
-                     given_values, latest_checkpoint, record_resume, resumed_args, train_in_run)
+from _common import (ATARI_TRAINING_ENV_KWARGS, RUN_IDENTITY, add_config_flags, add_run_flags,
+                     check_run_flags, fill_defaults, given_values, latest_checkpoint, record_resume,
+                     resumed_args, train_in_run)
 from _tabular import _ENV_ERRORS, ArgumentParser, add_common_flags, fail, open_run
 
 import envs
@@ -90,13 +91,14 @@ def labelled_presets(algos: dict) -> dict:
 # What the scripts know of a game, so that no agent has to: for each policy kind, the env's
 # input and the agent settings that go with it (those the chosen algorithm has). Pong is the
 # seed book's game: REINFORCE gets the book's input and network, its returns restarting at
-# every point (an MLP policy gets the same input); a CNN policy (A2C's and PPO's default) gets
-# 4 x 84 x 84 frames.
+# every point (an MLP policy gets the same input), and ALE's default sticky actions as the
+# book's Pong-v0 had; a CNN policy (A2C's and PPO's default) gets 4 x 84 x 84 frames without
+# sticky actions, as DQN trains (ATARI_TRAINING_ENV_KWARGS).
 GAMES = {
     "pong": {
         "book": (dict(preprocess="pg", actions="updown"), dict(policy="book", reset_on_reward=True)),
         "mlp": (dict(preprocess="pg", actions="updown"), dict(policy="mlp", reset_on_reward=True)),
-        "cnn": (dict(preprocess="dqn"), dict(policy="cnn", reset_on_reward=True)),
+        "cnn": (dict(preprocess="dqn", **ATARI_TRAINING_ENV_KWARGS), dict(policy="cnn", reset_on_reward=True)),
     },
 }
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from agents.actor_critic import ActorCritic
 from agents.policy_gradient import PolicyGradient
+from agents.ppo import PPO
 from rlkit.runs import load_npz, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,6 +75,24 @@ def test_pong_gets_the_books_network_and_hyperparameters(script, tmp_path):
             hyper["gamma"], hyper["reset_on_reward"]) == ("book", 1e-4, "rmsprop", 0.99, 0.99, True)
     agent = PolicyGradient.load(run / "checkpoints/latest.npz")
     assert agent.updates == 1 and agent.episodes == 3 and agent.observation_space.shape == (6400,)
+
+
+def test_a_pong_cnn_policy_trains_without_sticky_actions_and_takes_the_small_network(script,
+                                                                                    tmp_path):
+    train_pg = script("train_pg")
+    settings = {algo: train_pg.env_kwargs(train_pg.build_parser().parse_args(["--algo", algo]))
+                for algo in ("reinforce", "ppo")}
+    assert settings["ppo"] == {"preprocess": "dqn", "repeat_action_probability": 0.0}
+    assert "repeat_action_probability" not in settings["reinforce"]  # the book's Pong-v0 had them
+    run = tmp_path / "ppo"
+    assert train_pg.main([
+        "--env", "Pong", "--algo", "ppo", "--network", "small", "--n-envs", "2", "--n-steps", "8",
+        "--steps", "32", "--run-dir", str(run), "--no-progress", "--eval-episodes", "1",
+        "--env-kwargs", '{"max_num_frames_per_episode": 200}']) == 0
+    agent = PPO.load(run / "checkpoints/latest.npz")
+    convolutions = [m for _, m in agent.net.named_modules() if type(m).__name__ == "Conv2d"]
+    assert agent.config.network == "small" and [c.weight.shape[0] for c in convolutions] == [16, 32]
+    assert agent.net.policy.weight.shape == (6, 256)  # Pong's six actions from 256 features
 
 
 def test_a2c_recurrent_run(script, tmp_path):
