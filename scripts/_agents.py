@@ -8,7 +8,6 @@ Not an entry point; the scripts import it (Python puts the script's own folder f
 from __future__ import annotations
 
 import argparse
-import json
 import zipfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import numpy as np
 from _tabular import fail, make_env
 
 from agents.actor_critic import ActorCritic
+from agents.base import read_header
 from agents.dqn import DQN
 from agents.planning import PolicyIteration, ValueIteration
 from agents.policy_gradient import PolicyGradient
@@ -77,12 +77,12 @@ def locate(source: str) -> tuple[Path, dict]:
 
 
 def checkpoint_header(path: Path) -> dict:
-    """The JSON header of an rlkit checkpoint (reads only that entry of the .npz)."""
+    """The JSON header of an rlkit checkpoint (``agents.base.read_header``); a file that is
+    not one ends the script with its one-line error."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return json.loads(str(data["meta"]))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
-        fail(f"{path}: not an rlkit agent checkpoint (an .npz with a JSON header 'meta')")
+        return read_header(path)
+    except (OSError, ValueError) as e:
+        fail(e)
 
 
 def load_agent(checkpoint: Path, header: dict, env):
