@@ -133,7 +133,8 @@ class ActorCritic(PolicyAgent):
     """A2C agent: ``ActorCritic(vector_env, **hyperparams)``, see :class:`ActorCriticConfig`.
 
     ``env`` is a Gymnasium vector env (``envs.make_vec(name, n)``). ``learn`` calls
-    ``callback(agent, step)`` after every update.
+    ``callback(agent, step)`` after every update. ``last_stats`` holds the last update's
+    policy_loss, value_loss and entropy (means over the rollout's real transitions).
     """
 
     Config = ActorCriticConfig
@@ -335,6 +336,8 @@ class ActorCritic(PolicyAgent):
         loss = policy_loss + c.value_coef * value_loss - c.entropy_coef * entropy
         loss.backward()
         self._apply_gradients()
+        self.last_stats = {"policy_loss": policy_loss.item(), "value_loss": value_loss.item(),
+                           "entropy": entropy.item()}
         return loss.item()
 
     def _on_device(self, array) -> np.ndarray:

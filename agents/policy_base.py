@@ -170,6 +170,7 @@ class PolicyAgent:
         else:
             self.optimizer = optim.Adam(self.net.parameters(), lr=c.learning_rate, eps=c.optimizer_eps)
         self.steps, self.episodes, self.updates = 0, 0, 0
+        self.last_stats: dict = {}  # the last update's terms by name, logged as losses/<name>
         self._env_signature = env_signature(_SingleEnvView(env))
         self._predict_state = None
 

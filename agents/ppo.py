@@ -151,8 +151,9 @@ class PPO(ActorCritic):
 
     ``env`` is a Gymnasium vector env (``envs.make_vec(name, n)``), with a Discrete or a
     one-dimensional Box action space. ``learn`` calls ``callback(agent, step)`` after every
-    iteration (rollout and its epochs). ``last_stats`` holds the last iteration's losses,
-    approximate KL divergence and clipped fraction.
+    iteration (rollout and its epochs). ``last_stats`` holds the last iteration's means over
+    its minibatches: policy_loss, value_loss, entropy, approx_kl and clipfrac (the fraction
+    of transitions whose ratio left [1 - eps, 1 + eps]), CleanRL's names.
     """
 
     Config = PPOConfig
@@ -161,7 +162,6 @@ class PPO(ActorCritic):
     def __init__(self, env, **hyperparams):
         super().__init__(env, **hyperparams)
         self._total_steps = 0
-        self.last_stats: dict = {}
 
     def _build_network(self):
         net = super()._build_network()
@@ -219,10 +219,9 @@ class PPO(ActorCritic):
                 clipped.append(float(np.mean(np.abs(np.expm1(log_ratio)) > c.clip_range)))
                 losses.append((loss.item(), policy_loss.item(), v_loss.item(), entropy.item()))
         mean = np.mean(losses, axis=0) if losses else np.full(4, np.nan)
-        self.last_stats = {"loss": mean[0], "policy_loss": mean[1], "value_loss": mean[2],
-                           "entropy": mean[3], "approx_kl": float(np.mean(kls)) if kls else 0.0,
-                           "clip_fraction": float(np.mean(clipped)) if clipped else 0.0,
-                           "learning_rate": float(self.optimizer.lr)}
+        self.last_stats = {"policy_loss": mean[1], "value_loss": mean[2], "entropy": mean[3],
+                           "approx_kl": float(np.mean(kls)) if kls else 0.0,
+                           "clipfrac": float(np.mean(clipped)) if clipped else 0.0}
         return float(mean[0])
 
     def _sequences(self, obs: np.ndarray) -> Tensor:

@@ -305,7 +305,9 @@ class TrainingRun:
                 self._tb.scalars(step, {
                     "charts/SPS": self.steps_per_second, "charts/epsilon": epsilon,
                     "charts/learning_rate": getattr(getattr(agent, "optimizer", None), "lr", None),
-                    f"losses/{getattr(agent, 'loss_name', 'loss')}": self.last_loss})
+                    f"losses/{getattr(agent, 'loss_name', 'loss')}": self.last_loss,
+                    **{f"losses/{name}": value
+                       for name, value in getattr(agent, "last_stats", {}).items()}})
         if self._bar is not None:
             mean = float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")
             self._bar.update(step, eps=epsilon, ret=mean, loss=self.last_loss,
@@ -495,7 +497,9 @@ class TensorBoard:
     """TensorBoard event files of a run (through tensorboardX: no TensorFlow, no PyTorch), named
     as CleanRL names them: ``charts/episodic_return``, ``charts/episodic_length``,
     ``charts/SPS``, ``charts/epsilon``, ``charts/learning_rate`` (its optimiser's ``lr``),
-    ``losses/<the agent's loss_name>`` (``loss`` when it names none),
+    ``losses/<the agent's loss_name>`` (``loss`` when it names none), ``losses/<name>`` for
+    each entry of the agent's ``last_stats`` (A2C, PPO: policy_loss, value_loss, entropy; PPO
+    also approx_kl, clipfrac),
     ``eval/mean_return``, ``eval/std_return``, ``eval/truncated``, ``health/<health.csv column>``.
 
     A session that resumes at step S starts its file with TensorBoard's purge marker at S, so

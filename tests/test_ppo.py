@@ -164,7 +164,7 @@ def test_one_iteration_takes_epochs_times_minibatches_steps_and_anneals_the_rate
     agent.learn(64)  # two iterations of 2 x 16 steps
     assert agent.steps == 64 and agent.updates == 2 * 3 * 4
     assert agent.optimizer.lr == pytest.approx(2.5e-4 * (1 - 32 / 64))  # set before the second
-    for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction"):
+    for key in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
         assert np.isfinite(agent.last_stats[key]), key
     fixed = PPO(envs.make_vec("CartPole-v1", 2), seed=0, n_steps=16, anneal_lr=False).learn(64)
     assert fixed.optimizer.lr == 2.5e-4
@@ -239,7 +239,7 @@ def test_recurrent_ppo_learns_a_few_steps_and_round_trips(tmp_path):
     agent = PPO(gym.make_vec("MemoryCorridor-v0", 4, length=4), recurrent=True, lstm_size=8,
                 seed=0, n_steps=16, n_minibatches=2)
     agent.learn(256)
-    assert agent.updates == 4 * 4 * 2 and np.isfinite(agent.last_stats["loss"])
+    assert agent.updates == 4 * 4 * 2 and np.isfinite(agent.last_stats["policy_loss"])
     agent.save(tmp_path / "lstm.npz")
     loaded = PPO.load(tmp_path / "lstm.npz")
     assert loaded.net.actor.lstm is not None

@@ -76,6 +76,21 @@ def test_loss_epsilon_and_rate_are_written_under_their_names(tmp_path, monkeypat
     assert all(step >= 20 for step, _ in events["losses/td_loss"])  # no loss before learning starts
 
 
+def test_ppo_writes_its_loss_terms_kl_and_clip_fraction(tmp_path, monkeypatch):
+    import agents.training_run as training_run
+    from agents.ppo import PPO
+    clock = iter(np.arange(0.0, 1e6, 5.0))  # 5 s a call: every after_step writes the rates
+    monkeypatch.setattr(training_run.time, "monotonic", lambda: next(clock))
+    agent = PPO(envs.make_vec("CartPole-v1", 2), n_steps=16, seed=0)
+    with TrainingRun(RunDir(tmp_path / "run"), 64, progress=False, tensorboard=True) as run:
+        agent.learn(64, run=run)
+    events = read_events(tmp_path / "run" / "tb")
+    for name in ("policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac"):
+        step, value = events[f"losses/{name}"][-1]  # the last iteration's, as the agent keeps it
+        assert step == 64 and value == pytest.approx(agent.last_stats[name], rel=1e-6), name
+    assert 0 < events["losses/entropy"][-1][1] <= np.log(2)  # two actions
+
+
 def test_a_resumed_session_marks_where_it_purges(tmp_path):
     folder = RunDir(tmp_path / "run")
     with TrainingRun(folder, 60, progress=False, tensorboard=True) as run:
