@@ -43,7 +43,7 @@ from gymnasium.wrappers.utils import RunningMeanStd
 from agents.base import load_checkpoint
 from agents.policy_base import PolicyAgent, PolicyConfig
 from agents.training_run import TrainingRun, env_restore, env_snapshot
-from rlkit import Tensor, no_grad
+from rlkit import Tensor
 from rlkit.backend import to_device, to_numpy
 from rlkit.checks import FLAG, integer, number
 
@@ -196,6 +196,8 @@ class ActorCritic(PolicyAgent):
                                         else ((), np.int64))
         rollout = {"obs": np.zeros((n, t_max) + space.shape, space.dtype),
                    "actions": np.zeros((n, t_max) + actions_shape, actions_dtype),
+                   # log pi(a_t | s_t) and V(s_t) of the network as it acted (PPO's pi_old, V_old)
+                   "log_prob": np.zeros((n, t_max), np.float32), "values": np.zeros((n, t_max)),
                    "rewards": np.zeros((n, t_max)),
                    "terminated": np.zeros((n, t_max), bool), "truncated": np.zeros((n, t_max), bool),
                    "valid": np.zeros((n, t_max), bool), "starts": np.zeros((n, t_max), bool),
@@ -204,7 +206,10 @@ class ActorCritic(PolicyAgent):
             valid = ~self._ended  # False: this step only resets the sub-env
             if self.obs_rms is not None:  # as Gymnasium's NormalizeObservation: before acting
                 self.obs_rms.update(np.asarray(self._obs, np.float64))
-            actions, self._state = self._act(self._obs, self._state, self._starts[:, None])
+            dist, values, self._state = self._look(self._obs, self._state, self._starts[:, None])
+            actions = dist.sample(self.rng)
+            rollout["log_prob"][:, t] = to_numpy(dist.log_prob(actions).data)
+            rollout["values"][:, t] = to_numpy(values.data)
             rollout["obs"][:, t] = self._obs
             rollout["actions"][:, t], rollout["valid"][:, t] = actions, valid
             rollout["starts"][:, t] = self._starts
@@ -315,8 +320,8 @@ class ActorCritic(PolicyAgent):
         x = self.obs_adapter(rollout["obs"].reshape((n * t_max,) + self.observation_space.shape))
         dist, values, _ = self.net(x.reshape(n, t_max, *self._input_shape()), rollout["state"],
                                    rollout["starts"])
-        with no_grad():  # V(s_T), from the LSTM state the rollout ended in
-            _, last_values, _ = self.net(self._observations(self._obs), self._state, self._starts[:, None])
+        # V(s_T), from the LSTM state the rollout ended in
+        _, last_values, _ = self._look(self._obs, self._state, self._starts[:, None])
         returns = n_step_returns(c.reward_scale * rollout["rewards"], rollout["terminated"],
                                  rollout["truncated"],
                                  to_numpy(values.data).reshape(n, t_max).astype(np.float64),

@@ -214,9 +214,14 @@ class PolicyAgent:
 
     def _act(self, obs, state, starts=None, deterministic: bool = False):
         """Actions (N,) for a batch of observations, and the LSTM state after them. No graph."""
-        with no_grad():
-            dist, _, state = self.net(self._observations(obs), state, starts)
+        dist, _, state = self._look(obs, state, starts)
         return (dist.mode() if deterministic else dist.sample(self.rng)), state
+
+    def _look(self, obs, state, starts=None):
+        """The network on a batch of raw observations, no graph: (action distribution, values
+        (N,) or None without a value head, LSTM state after them)."""
+        with no_grad():
+            return self.net(self._observations(obs), state, starts)
 
     def _flat_actions(self, actions: np.ndarray) -> np.ndarray:
         """Actions of a rollout (N, T[, D]) as rows for ``dist.log_prob``: (N*T,) or (N*T, D)."""

@@ -9,8 +9,8 @@ and its appendix (and CleanRL's ``ppo.py``):
    the ``total_steps`` of ``learn``;
 2. act in all N environments for n_steps steps, a_t ~ pi_old(. | s_t) (A2C's rollout code, the
    same NEXT_STEP autoreset handling: reset steps are left out of everything below);
-3. with pi_old and V_old, the network as it acted (one pass over the rollout, no graph), keep
-   log pi_old(a_t | s_t) and V_old(s_t);
+3. keep log pi_old(a_t | s_t) and V_old(s_t) of the network as it acted (recorded while acting,
+   as CleanRL does: no second pass over the rollout);
 4. advantages by GAE(lambda) (Schulman et al. 2016; A2C's ``n_step_returns``):
        delta_t = r_t + gamma V_old(s_{t+1}) - V_old(s_t),  A_t = delta_t + gamma lambda A_{t+1},
    cut at terminations, bootstrapped at time-limit truncations; value targets R_t = A_t + V_old(s_t);
@@ -49,7 +49,7 @@ import numpy as np
 from agents.actor_critic import ActorCritic, ActorCriticConfig, n_step_returns
 from agents.policy_networks import select_rows
 from agents.training_run import TrainingRun
-from rlkit import Tensor, maximum, nn, no_grad
+from rlkit import Tensor, maximum, nn
 from rlkit.backend import get_array_module, to_numpy
 from rlkit.checks import FLAG, integer, number
 
@@ -182,14 +182,9 @@ class PPO(ActorCritic):
             done = (self.steps - n * t_max) / max(self._total_steps, 1)
             self.optimizer.lr = c.learning_rate * max(1.0 - done, 0.0)
 
-        with no_grad():  # step 3: the policy and values that acted, and V(s_T)
-            dist, values, _ = self.net(self._sequences(rollout["obs"]), rollout["state"],
-                                       rollout["starts"])
-            old_log_prob = to_numpy(dist.log_prob(self._flat_actions(rollout["actions"])).data)
-            old_log_prob = old_log_prob.astype(np.float32)
-            old_values = to_numpy(values.data).astype(np.float64)
-            _, last_values, _ = self.net(self._observations(self._obs), self._state,
-                                         self._starts[:, None])
+        # step 3: the policy and values that acted (kept while acting), and V(s_T)
+        old_log_prob, old_values = rollout["log_prob"].reshape(-1), rollout["values"].reshape(-1)
+        _, last_values, _ = self._look(self._obs, self._state, self._starts[:, None])
         returns = n_step_returns(c.reward_scale * rollout["rewards"], rollout["terminated"],
                                  rollout["truncated"], old_values.reshape(n, t_max),
                                  to_numpy(last_values.data).astype(np.float64), c.gamma,

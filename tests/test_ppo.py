@@ -18,7 +18,7 @@ from agents.policy_gradient import PolicyGradient
 from agents.policy_networks import DiagGaussian
 from agents.ppo import PPO, PPOConfig, clipped_surrogate, value_loss
 from agents.training_run import TrainingRun, evaluate
-from rlkit import Tensor, gradcheck, nn
+from rlkit import Tensor, gradcheck, nn, no_grad
 
 import memory_corridor  # noqa: F401  (registers MemoryCorridor-v0)
 
@@ -220,6 +220,24 @@ def test_clear_errors():
         PPO(envs.make_vec("CartPole-v1", 2), batch_episodes=3)
     with pytest.raises(ValueError, match="density"):
         PPO(envs.make_vec("Pendulum-v1", 2)).action_values(np.zeros(3, np.float32))
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_log_pi_old_and_v_old_recorded_while_acting_equal_a_pass_over_the_rollout(recurrent):
+    env = (gym.make_vec("MemoryCorridor-v0", 3, length=3) if recurrent
+           else envs.make_vec("CartPole-v1", 3))
+    agent = PPO(env, seed=0, n_steps=12, recurrent=recurrent, lstm_size=8)
+    agent.learn(36)  # a trained network, episodes in progress
+    run = TrainingRun(None, 10**6, progress=False)
+    with run:
+        run.start(agent.steps)
+        rollout = agent._collect(run)
+    with no_grad():  # the network over the whole rollout, from the state it started in
+        dist, values, _ = agent.net(agent._sequences(rollout["obs"]), rollout["state"],
+                                    rollout["starts"])
+    log_prob = dist.log_prob(agent._flat_actions(rollout["actions"])).data
+    np.testing.assert_allclose(rollout["log_prob"].reshape(-1), log_prob, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(rollout["values"].reshape(-1), values.data, rtol=1e-5, atol=1e-6)
 
 
 def test_recurrent_minibatches_are_whole_sequences_covering_each_transition_once():
