@@ -206,10 +206,7 @@ class ActorCritic(PolicyAgent):
             valid = ~self._ended  # False: this step only resets the sub-env
             if self.obs_rms is not None:  # as Gymnasium's NormalizeObservation: before acting
                 self.obs_rms.update(np.asarray(self._obs, np.float64))
-            dist, values, self._state = self._look(self._obs, self._state, self._starts[:, None])
-            actions = dist.sample(self.rng)
-            rollout["log_prob"][:, t] = to_numpy(dist.log_prob(actions).data)
-            rollout["values"][:, t] = to_numpy(values.data)
+            actions, rollout["log_prob"][:, t], rollout["values"][:, t] = self._rollout_act()
             rollout["obs"][:, t] = self._obs
             rollout["actions"][:, t], rollout["valid"][:, t] = actions, valid
             rollout["starts"][:, t] = self._starts
@@ -220,6 +217,13 @@ class ActorCritic(PolicyAgent):
             self.steps += n
             self._count_episodes(rewards, valid, run)
         return rollout
+
+    def _rollout_act(self) -> tuple:
+        """Draw actions (N,) for the current observations, advancing the LSTM state; returns
+        them with log pi(a | s) (N,) and V(s) (N,). No graph."""
+        dist, values, self._state = self._look(self._obs, self._state, self._starts[:, None])
+        actions = dist.sample(self.rng)
+        return actions, to_numpy(dist.log_prob(actions).data), to_numpy(values.data)
 
     def _learned_rewards(self, rewards, valid, ended) -> np.ndarray:
         """The rewards the update learns from: the env's, or with ``normalize_rewards`` divided

@@ -14,8 +14,8 @@ Nature-CNN trunk for the policy and value heads, orthogonal initialisation.
 - torch: the same loop written on PyTorch CPU (eager, float32) after CleanRL's ppo_atari.py,
   with the rollout handling of agents/actor_critic.py so both do the same work: uint8 frames
   stored and scaled per batch, steps that only reset a finished sub-env (NEXT_STEP) left out
-  of the minibatches, truncations bootstrapped. As in CleanRL, log pi_old and V_old are kept
-  while acting; rlkit recomputes them in one no-graph pass over the rollout (in "update").
+  of the minibatches, truncations bootstrapped. Both keep log pi_old and V_old while acting,
+  as CleanRL does.
 
 The first ``--warmup`` rollouts (with their updates) are not timed: numba compiles, oneDNN and
 the allocators settle. The timed rollouts are split by wrapping the calls (:class:`Timed`):
@@ -100,7 +100,7 @@ def run_rlkit(env, settings: dict, warmup: int, rollouts: int, seed: int, thread
     hyper = {k: v for k, v in settings.items() if k != "n_envs"}
     agent = PPO(env, seed=seed, threads=threads, **hyper)
     env.step = watch.wrap(env.step, "envs")
-    agent._act = watch.wrap(agent._act, "acting")
+    agent._rollout_act = watch.wrap(agent._rollout_act, "acting")
     agent._update = watch.wrap(agent._update, "update")
     batch = settings["n_envs"] * settings["n_steps"]
 
