@@ -77,8 +77,8 @@ def test_pong_gets_the_books_network_and_hyperparameters(script, tmp_path):
     assert agent.updates == 1 and agent.episodes == 3 and agent.observation_space.shape == (6400,)
 
 
-def test_a_pong_cnn_policy_trains_without_sticky_actions_and_takes_the_small_network(script,
-                                                                                    tmp_path):
+def test_pong_cnn_defaults_are_the_recipe_that_learned_it(script, tmp_path):
+    """No sticky actions, the 2013 network, 16 environments (README "Pong, learned by A2C")."""
     train_pg = script("train_pg")
     settings = {algo: train_pg.env_kwargs(train_pg.build_parser().parse_args(["--algo", algo]))
                 for algo in ("reinforce", "ppo")}
@@ -86,9 +86,10 @@ def test_a_pong_cnn_policy_trains_without_sticky_actions_and_takes_the_small_net
     assert "repeat_action_probability" not in settings["reinforce"]  # the book's Pong-v0 had them
     run = tmp_path / "ppo"
     assert train_pg.main([
-        "--env", "Pong", "--algo", "ppo", "--network", "small", "--n-envs", "2", "--n-steps", "8",
-        "--steps", "32", "--run-dir", str(run), "--no-progress", "--eval-episodes", "1",
+        "--env", "Pong", "--algo", "ppo", "--n-steps", "2", "--steps", "32", "--run-dir", str(run),
+        "--no-progress", "--eval-episodes", "1",
         "--env-kwargs", '{"max_num_frames_per_episode": 200}']) == 0
+    assert json.loads((run / "config.json").read_text())["n_envs"] == 16
     agent = PPO.load(run / "checkpoints/latest.npz")
     convolutions = [m for _, m in agent.net.named_modules() if type(m).__name__ == "Conv2d"]
     assert agent.config.network == "small" and [c.weight.shape[0] for c in convolutions] == [16, 32]
