@@ -77,7 +77,8 @@ class PolicyConfig:
     # the range of every field (rlkit.checks), checked when a config is made; subclasses extend it
     RULES = {
         "policy": one_of(*POLICIES), "hidden_sizes": sizes(1), "activation": one_of("relu", "tanh"),
-        "network": one_of(*sorted(nn.IMAGE_NETWORKS)), "recurrent": FLAG, "lstm_size": integer(1), "gamma": number(0, 1),
+        "network": one_of(*sorted(nn.IMAGE_NETWORKS)), "recurrent": FLAG, "lstm_size": integer(1),
+        "gamma": number(0, 1),
         "learning_rate": number(0, low_open=True), "optimizer": one_of("rmsprop", "adam"),
         "rmsprop_decay": number(0, 1, high_open=True), "optimizer_eps": number(0, low_open=True),
         "max_grad_norm": number(0), "seed": optional(integer(0)), "device": optional(TEXT),

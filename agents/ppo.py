@@ -10,7 +10,9 @@ and its appendix (and CleanRL's ``ppo.py``):
 2. act in all N environments for n_steps steps, a_t ~ pi_old(. | s_t) (A2C's rollout code, the
    same NEXT_STEP autoreset handling: reset steps are left out of everything below);
 3. keep log pi_old(a_t | s_t) and V_old(s_t) of the network as it acted (recorded while acting,
-   as CleanRL does: no second pass over the rollout);
+   as CleanRL does: no second pass over the rollout; with ``normalize_observations``, of the
+   observations as normalised at that step, while the epochs normalise with the statistics at
+   the rollout's end);
 4. advantages by GAE(lambda) (Schulman et al. 2016; A2C's ``n_step_returns``):
        delta_t = r_t + gamma V_old(s_{t+1}) - V_old(s_t),  A_t = delta_t + gamma lambda A_{t+1},
    cut at terminations, bootstrapped at time-limit truncations; value targets R_t = A_t + V_old(s_t);
