@@ -76,19 +76,47 @@ def test_first_layer_on_blocks_gradchecks_its_weight_and_bias(x_shape, out_chann
                      R.standard_normal(out_channels))
 
 
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES[:2])
+def test_conv2d_gradients_one_sample_per_chunk(monkeypatch, x_shape, out_channels, kernel, stride,
+                                               padding):
+    """The input gradient is folded a chunk of the batch at a time (CHUNK_BYTES); with chunks of
+    one sample every seam between chunks is crossed."""
+    from rlkit.functions import conv
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    w = R.standard_normal((out_channels, x_shape[1]) + kernel)
+    assert gradcheck(lambda x, w: F.Conv2d(stride, padding)(x, w), R.standard_normal(x_shape), w)
+
+
+def test_first_layer_on_blocks_one_sample_per_chunk(monkeypatch):
+    """Block products are made and summed a chunk at a time: the output and the weight gradient
+    match the unchunked im2col path with one sample per chunk."""
+    from rlkit.functions import conv
+    x_shape, out_channels, kernel, stride = BLOCK_CASES[3]
+    x = R.standard_normal(x_shape)
+    w, b = R.standard_normal((out_channels, x_shape[1]) + kernel), R.standard_normal(out_channels)
+    expected = F.Conv2d(stride, (0, 0))(Tensor(x, requires_grad=True), Tensor(w), Tensor(b)).numpy()
+    monkeypatch.setattr(conv, "CHUNK_BYTES", 1)
+    blocked = F.Conv2d(stride, (0, 0))
+    out = blocked(Tensor(x), Tensor(w, requires_grad=True), Tensor(b))
+    assert len(blocked.block_layout[0]) == x_shape[0]
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-10, atol=1e-10)
+    assert gradcheck(lambda w, b: F.Conv2d(stride, (0, 0))(Tensor(x), w, b), w, b)
+
+
 def test_shift_scatter_is_the_adjoint_of_shift_add():
     from rlkit.kernels import blocks
     y = R.standard_normal((2, 2, 3, 4, 6, 5))                    # (mh, mw, O, N, bh, bw)
     g = R.standard_normal((4, 3, 5, 4))                          # (N, O, OH, OW)
     scattered = blocks.shift_scatter(g, (2, 2), (6, 5)).reshape(y.shape)
-    np.testing.assert_allclose((blocks.shift_add(y, g.shape) * g).sum(), (y * scattered).sum(), rtol=1e-12)
+    np.testing.assert_allclose((blocks.shift_add(y, np.empty(g.shape)) * g).sum(), (y * scattered).sum(), rtol=1e-12)
 
 
 def test_shift_add_numba_kernel_matches_the_array_op_path():
     from rlkit.kernels import blocks
     y = R.standard_normal((2, 2, 3, 4, 6, 5))
     out_shape = (4, 3, 5, 4)
-    np.testing.assert_allclose(blocks.shift_add(y, out_shape), blocks.shift_add_arrays(y, out_shape), rtol=1e-12)
+    np.testing.assert_allclose(blocks.shift_add(y, np.empty(out_shape)), blocks.shift_add_arrays(y, out_shape),
+                               rtol=1e-12)
 
 
 def test_block_path_applies_only_to_unpadded_kernels_of_one_or_two_strides():
@@ -100,20 +128,36 @@ def test_block_path_applies_only_to_unpadded_kernels_of_one_or_two_strides():
     assert block_factors((4, 4), (2, 2), (1, 1)) is None   # padded
 
 
+def channels_last(x_shape):
+    """An NCHW case's shape as the (N, H, W, C) that im2col and col2im take."""
+    n, c, h, w = x_shape
+    return n, h, w, c
+
+
 @pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES)
 def test_col2im_is_the_adjoint_of_im2col(x_shape, out_channels, kernel, stride, padding):
-    x = R.standard_normal(x_shape)
+    x = R.standard_normal(channels_last(x_shape))
     cols = im2col(x, kernel, stride, padding)
     y = R.standard_normal(cols.shape)
-    assert np.isclose(np.sum(cols * y), np.sum(x * col2im(y, x_shape, kernel, stride, padding)))
+    assert np.isclose(np.sum(cols * y), np.sum(x * col2im(y, x.shape, kernel, stride, padding)))
+
+
+def test_im2col_rows_are_output_pixels_and_columns_window_offsets_then_channels():
+    x = R.standard_normal((2, 5, 6, 3))                                 # (N, H, W, C)
+    cols = im2col(x, (2, 3), (2, 1), (1, 0))                             # out 3 x 4
+    padded = np.pad(x, ((0, 0), (1, 1), (0, 0), (0, 0)))
+    n, i, j, a, b, ch = 1, 2, 3, 1, 2, 2
+    assert cols.shape == (2 * 3 * 4, 2 * 3 * 3)
+    assert cols[(n * 3 + i) * 4 + j, (a * 3 + b) * 3 + ch] == padded[n, i * 2 + a, j + b, ch]
 
 
 @pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES)
 def test_numba_col2im_matches_the_array_op_path(x_shape, out_channels, kernel, stride, padding):
     """The CuPy path (strided adds) and the CPU path (numba) give the same result."""
-    cols = im2col(R.standard_normal(x_shape).astype(np.float32), kernel, stride, padding)
-    np.testing.assert_allclose(col2im(cols, x_shape, kernel, stride, padding),
-                               col2im_arrays(cols, x_shape, kernel, stride, padding), rtol=1e-6)
+    shape = channels_last(x_shape)
+    cols = im2col(R.standard_normal(shape).astype(np.float32), kernel, stride, padding)
+    np.testing.assert_allclose(col2im(cols, shape, kernel, stride, padding),
+                               col2im_arrays(cols, shape, kernel, stride, padding), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kernel,stride,padding", [((2, 2), (2, 2), (0, 0)), ((3, 3), (2, 2), (0, 0)),

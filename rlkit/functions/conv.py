@@ -1,5 +1,7 @@
 """2-D convolution (cross-correlation, as PyTorch) and max-pooling, through im2col + GEMM
 (and space-to-depth blocks for large no-graph convolutions)."""
+import numpy as np
+
 from rlkit.backend import get_array_module
 from rlkit.kernels import blocks
 from rlkit.kernels.im2col import col2im, im2col, output_size
@@ -8,6 +10,9 @@ from rlkit.tensor import Function
 # output pixels (N * OH * OW) from which a no-graph forward takes the block path: a batch of 32
 # Nature-CNN first layers (12,800) gains, a single frame (400) loses (rlkit/kernels/blocks.py)
 BLOCKS_MIN_OUTPUTS = 2048
+# bytes of a chunk's intermediate where a pass over the batch goes a chunk at a time (block
+# products, input-gradient columns): small enough for the caches of the 2-core machines
+CHUNK_BYTES = 4 * 2**20
 
 
 class Conv2d(Function):
@@ -48,48 +53,81 @@ class Conv2d(Function):
         if self.block_layout is not None:
             return self._backward_blocks(g)
         xp = get_array_module(g)
-        cols, weight = self.saved
-        o = g.shape[1]
-        g2 = xp.ascontiguousarray(g.transpose(1, 0, 2, 3)).reshape(o, -1)  # columns in im2col order
+        cols, w_rows = self.saved
+        n, o = g.shape[:2]
+        g_rows = xp.ascontiguousarray(g.transpose(0, 2, 3, 1)).reshape(-1, o)  # (N*OH*OW, O)
         need_x, need_w = self.needs_input_grad[:2]
-        gw = (g2 @ cols.T).reshape(weight.shape) if need_w else None
+        gw = None
+        if need_w:
+            gw = _from_channels_last((g_rows.T @ cols).reshape(o, *self.kernel, -1))
         gx = None
         if need_x:
-            dcols = weight.reshape(o, -1).T @ g2
-            gx = col2im(dcols, self.x_shape, self.kernel, self.stride, self.padding)
+            # dcols is kh*kw / (sh*sw) times the size of the input: made and folded a chunk at
+            # a time, it never leaves the caches
+            _, c, h, w = self.x_shape
+            gx = xp.empty(self.x_shape, dtype=g.dtype)
+            pixels = len(g_rows) // n
+            for part in _batch_chunks(xp, n, cols.shape[1] * cols.itemsize * pixels):
+                dcols = g_rows[part.start * pixels:part.stop * pixels] @ w_rows  # (rows, KH*KW*C)
+                folded = col2im(dcols, (part.stop - part.start, h, w, c), self.kernel, self.stride,
+                                self.padding)
+                gx[part] = folded.transpose(0, 3, 1, 2)
         if len(self.needs_input_grad) == 3:
-            return gx, gw, (g2.sum(axis=1) if self.needs_input_grad[2] else None)
+            return gx, gw, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
         return gx, gw
 
     def _forward_im2col(self, x, weight, out_size):
-        xp = get_array_module(x)
+        """Channels last inside (rlkit/kernels/im2col.py): the output pixels' rows of im2col
+        times the weight's rows give an (N*OH*OW, O) product, NHWC, transposed to NCHW once."""
         o, n = weight.shape[0], x.shape[0]
-        cols = im2col(x, self.kernel, self.stride, self.padding)   # (C*KH*KW, N*OH*OW)
-        self.saved = cols, weight
-        out = weight.reshape(o, -1) @ cols                         # (O, N*OH*OW)
-        return xp.ascontiguousarray(out.reshape(o, n, *out_size).transpose(1, 0, 2, 3))
+        cols = im2col(_to_channels_last(x), self.kernel, self.stride, self.padding)
+        w_rows = _to_channels_last(weight).reshape(o, -1)                      # (O, KH*KW*C)
+        self.saved = cols, w_rows
+        out = cols @ w_rows.T                                                  # (N*OH*OW, O)
+        return _from_channels_last(out.reshape(n, *out_size, o))
 
     def _forward_blocks(self, x, weight, out_size, factors):
+        """The block product Y is mh*mw times the size of the output: made and summed a chunk
+        of the batch at a time, it never leaves the caches."""
+        xp = get_array_module(x)
         o, n = weight.shape[0], x.shape[0]
         counts = blocks.block_counts(out_size, factors)
-        x_blocks = blocks.to_blocks(x, self.stride, counts)                    # (C*sh*sw, N*bh*bw)
         w_blocks = blocks.block_weight(weight, self.stride, factors)           # (mh*mw*O, C*sh*sw)
-        y = (w_blocks @ x_blocks).reshape(*factors, o, n, *counts)
+        out = xp.empty((n, o) + tuple(out_size), dtype=x.dtype)
+        parts = _batch_chunks(xp, n, w_blocks.shape[0] * counts[0] * counts[1] * x.itemsize)
+        x_blocks = []
+        for part in parts:
+            x_part = blocks.to_blocks(x[part], self.stride, counts)           # (C*sh*sw, n*bh*bw)
+            y = (w_blocks @ x_part).reshape(*factors, o, part.stop - part.start, *counts)
+            blocks.shift_add(y, out[part])
+            x_blocks.append(x_part)
         if self.needs_input_grad:  # recording, for the weight (and bias) gradient only
-            self.block_layout = x_blocks, weight.shape, factors, counts
-        return blocks.shift_add(y, (n, o) + tuple(out_size))
+            self.block_layout = parts, x_blocks, weight.shape, factors, counts
+        return out
 
     def _backward_blocks(self, g):
         """Weight and bias gradients of a block-path forward (its input needs none):
-        dW_blocks = dY @ X_blocks^T, dY being the output gradient scattered to the blocks."""
-        x_blocks, weight_shape, factors, counts = self.block_layout
+        dW_blocks = dY @ X_blocks^T, dY being the output gradient scattered to the blocks, summed
+        over the forward's chunks."""
+        parts, x_blocks, weight_shape, factors, counts = self.block_layout
         gw = None
         if self.needs_input_grad[1]:
-            dy = blocks.shift_scatter(g, factors, counts)                      # (mh*mw*O, N*bh*bw)
-            gw = blocks.unblock_weight(dy @ x_blocks.T, weight_shape, self.stride, factors)
+            gw_blocks = 0
+            for part, x_part in zip(parts, x_blocks):
+                dy = blocks.shift_scatter(g[part], factors, counts)            # (mh*mw*O, n*bh*bw)
+                gw_blocks = gw_blocks + dy @ x_part.T
+            gw = blocks.unblock_weight(gw_blocks, weight_shape, self.stride, factors)
         if len(self.needs_input_grad) == 3:
             return None, gw, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
         return None, gw
+
+
+def _batch_chunks(xp, n: int, bytes_per_sample: int) -> list:
+    """Slices of the batch (0..n) for a pass whose intermediate takes ``bytes_per_sample``:
+    about CHUNK_BYTES each on the CPU, so the intermediate stays in the caches between the two
+    steps that make and use it; the whole batch on CUDA."""
+    size = n if xp is not np else max(1, CHUNK_BYTES // bytes_per_sample)
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 
 class MaxPool2d(Function):
@@ -107,17 +145,28 @@ class MaxPool2d(Function):
         n, c, h, w = x.shape
         oh = output_size(h, self.kernel[0], self.stride[0], self.padding[0])
         ow = output_size(w, self.kernel[1], self.stride[1], self.padding[1])
-        cols = im2col(x.reshape(n * c, 1, h, w), self.kernel, self.stride, self.padding,
-                      fill=-xp.inf)                                # (KH*KW, N*C*OH*OW)
-        self.winner = cols.argmax(axis=0)
+        # each channel as an image of one channel, where NCHW and NHWC are the same array
+        cols = im2col(x.reshape(n * c, h, w, 1), self.kernel, self.stride, self.padding,
+                      fill=-xp.inf)                                # (N*C*OH*OW, KH*KW)
+        self.winner = cols.argmax(axis=1)
         self.cols_shape, self.x_shape = cols.shape, x.shape
-        out = cols[self.winner, xp.arange(cols.shape[1])]
+        out = cols[xp.arange(cols.shape[0]), self.winner]
         return out.reshape(n, c, oh, ow)
 
     def backward(self, g):
         xp = get_array_module(g)
         n, c, h, w = self.x_shape
         dcols = xp.zeros(self.cols_shape, dtype=g.dtype)
-        dcols[self.winner, xp.arange(self.cols_shape[1])] = g.reshape(-1)
-        gx = col2im(dcols, (n * c, 1, h, w), self.kernel, self.stride, self.padding)
+        dcols[xp.arange(self.cols_shape[0]), self.winner] = g.reshape(-1)
+        gx = col2im(dcols, (n * c, h, w, 1), self.kernel, self.stride, self.padding)
         return (gx.reshape(self.x_shape),)
+
+
+def _to_channels_last(array):
+    """(N, C, H, W) -> a contiguous (N, H, W, C) copy."""
+    return get_array_module(array).ascontiguousarray(array.transpose(0, 2, 3, 1))
+
+
+def _from_channels_last(array):
+    """(N, H, W, C) -> a contiguous (N, C, H, W) copy."""
+    return get_array_module(array).ascontiguousarray(array.transpose(0, 3, 1, 2))

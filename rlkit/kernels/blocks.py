@@ -90,13 +90,13 @@ def shift_add_arrays(y, out_shape):
     return xp.ascontiguousarray(total.transpose(1, 0, 2, 3))
 
 
-def shift_add(y, out_shape):
-    """Y (mh, mw, O, N, bh, bw) -> out (N, O, OH, OW),
-    ``out[n, o, i, j] = sum_{p, pp} Y[p, pp, o, n, i + p, j + pp]``."""
+def shift_add(y, out):
+    """Y (mh, mw, O, N, bh, bw) -> ``out`` (N, O, OH, OW), a contiguous array it overwrites
+    and returns: ``out[n, o, i, j] = sum_{p, pp} Y[p, pp, o, n, i + p, j + pp]``."""
     if get_array_module(y) is not np:
-        return shift_add_arrays(y, out_shape)
-    out = np.empty(out_shape, dtype=y.dtype)
-    _shift_add_numba(y, out)
+        out[...] = shift_add_arrays(y, out.shape)
+    else:
+        _shift_add_numba(y, out)
     return out
 
 
