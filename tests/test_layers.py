@@ -49,7 +49,7 @@ BLOCK_CASES = [  # (N, C, H, W), out channels, kernel, stride: kernels 1 or 2 st
 def test_no_grad_conv_on_blocks_equals_im2col(x_shape, out_channels, kernel, stride):
     """Large convolutions under no_grad run on space-to-depth blocks; recorded ones through
     im2col (gradchecked above). Both give the same output."""
-    from rlkit.functions.conv import BLOCKS_MIN_OUTPUTS
+    from rlkit.functions.conv import BLOCKS_MAX_CHANNELS, BLOCKS_MIN_OUTPUTS
     from rlkit.kernels import blocks
     x = R.standard_normal(x_shape)
     w, b = R.standard_normal((out_channels, x_shape[1]) + kernel), R.standard_normal(out_channels)
@@ -61,6 +61,7 @@ def test_no_grad_conv_on_blocks_equals_im2col(x_shape, out_channels, kernel, str
     np.testing.assert_allclose(on_blocks, recorded.numpy(), rtol=1e-10, atol=1e-10)
     out_pixels = x_shape[0] * recorded.shape[2] * recorded.shape[3]
     assert out_pixels >= BLOCKS_MIN_OUTPUTS and blocks.block_factors(kernel, stride, (0, 0))
+    assert x_shape[1] <= BLOCKS_MAX_CHANNELS
 
 
 @pytest.mark.parametrize("x_shape,out_channels,kernel,stride", BLOCK_CASES[2:])
