@@ -8,10 +8,7 @@ Not an entry point; the scripts import it (Python puts the script's own folder f
 from __future__ import annotations
 
 import argparse
-import zipfile
 from pathlib import Path
-
-import numpy as np
 
 from _tabular import fail, make_env
 
@@ -36,12 +33,12 @@ ENV_FLAGS = ("living_reward", "slip", "env_kwargs")  # what a run's config.json 
 
 
 def is_agent_file(path: Path) -> bool:
-    """Whether `path` is an .npz with an rlkit checkpoint header (reads the zip's index only)."""
+    """Whether `path` is an .npz with an rlkit checkpoint header (reads the header only)."""
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return "meta" in data.files
-    except (OSError, ValueError, zipfile.BadZipFile):
+        read_header(path)
+    except (OSError, ValueError):
         return False
+    return True
 
 
 def locate(source: str) -> tuple[Path, dict]:
