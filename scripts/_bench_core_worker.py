@@ -27,6 +27,7 @@ import numpy as np
 
 BATCH = 32
 PPO_MINIBATCH = 256
+A2C_ENVS, A2C_STEPS = 16, 5
 N_ACTIONS = 6
 GAMMA = 0.99
 LSTM_SHAPE = dict(batch=32, steps=32, input=64, hidden=128)
@@ -82,6 +83,9 @@ class RlkitSide:
     def maximum(self, a, b):
         return self.module.maximum(a, b)
 
+    def rmsprop(self, parameters, lr: float, alpha: float, eps: float):
+        return self.optim.RMSProp(parameters, lr=lr, alpha=alpha, eps=eps)
+
     def info(self) -> dict:
         import numba
         return {"rlkit": _git_commit(), "numpy": np.__version__, "numba": numba.__version__,
@@ -130,6 +134,9 @@ class TorchSide:
 
     def maximum(self, a, b):
         return self.module.maximum(a, b)
+
+    def rmsprop(self, parameters, lr: float, alpha: float, eps: float):
+        return self.optim.RMSprop(parameters, lr=lr, alpha=alpha, eps=eps)
 
     def info(self) -> dict:
         torch = self.module
@@ -275,6 +282,50 @@ def ppo_atari_minibatch(fw, rng):
     return step
 
 
+def a2c_pong_update(fw, rng):
+    """One update of the A2C recipe that learned Pong (results/pong-pg): 16 envs x 5 steps = 80
+    frames through the 2013 network's trunk (16 8x8/4 and 32 4x4/2 filters, 256 units) with a
+    6-way policy and a value head, after V(s_T) of the 16 last frames without a graph; uint8
+    frames scaled to [0, 1], policy gradient on the advantages, squared value error (0.5),
+    entropy bonus 0.01, gradient norm clipped to 0.5, RMSProp (lr 7e-4, alpha 0.99, eps 1e-5)."""
+    nn = fw.nn
+
+    class ActorCritic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(nn.Conv2d(4, 16, kernel_size=8, stride=4), nn.ReLU(),
+                                       nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(),
+                                       nn.Flatten(), nn.Linear(2592, 256), nn.ReLU())
+            self.policy, self.value = nn.Linear(256, N_ACTIONS), nn.Linear(256, 1)
+
+        def forward(self, x):
+            h = self.trunk(x)
+            return self.policy(h), self.value(h).reshape(-1)
+
+    net = ActorCritic()
+    opt = fw.rmsprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
+    batch = A2C_ENVS * A2C_STEPS
+    frames = rng.integers(0, 256, (batch, 4, 84, 84), dtype=np.uint8)
+    last_frames = rng.integers(0, 256, (A2C_ENVS, 4, 84, 84), dtype=np.uint8)
+    actions = fw.index(rng.integers(0, N_ACTIONS, (batch, 1)))
+    advantages, returns = (fw.tensor(a.astype(np.float32)) for a in rng.standard_normal((2, batch)))
+
+    def step():
+        with fw.no_grad():  # V(s_T), from which the returns are computed
+            net(fw.tensor(last_frames.astype(np.float32) / np.float32(255)))
+        logits, values = net(fw.tensor(frames.astype(np.float32) / np.float32(255)))
+        log_p = fw.log_softmax(logits, 1)
+        policy_loss = -(log_p.gather(1, actions).reshape(-1) * advantages).mean()
+        value_loss = ((values - returns) ** 2).mean()
+        entropy = -(log_p.exp() * log_p).sum(1).mean()
+        loss = policy_loss + 0.5 * value_loss - 0.01 * entropy
+        opt.zero_grad()
+        loss.backward()
+        fw.clip_grad_norm(opt, net.parameters(), 0.5)
+        opt.step()
+    return step
+
+
 def cnn_forward_b1(fw, rng):
     """Acting: one (1, 4, 84, 84) observation through the Nature CNN, no graph."""
     net = nature_cnn(fw)
@@ -320,7 +371,8 @@ def lstm_fwd_bwd(fw, rng):
 
 
 CASES = {f.__name__: f for f in (dqn_train_step, dqn_agent_update, dqn_recipe_update,
-                                  ppo_atari_minibatch, cnn_forward_b1, mlp_train_step, lstm_fwd_bwd)}
+                                  ppo_atari_minibatch, a2c_pong_update, cnn_forward_b1,
+                                  mlp_train_step, lstm_fwd_bwd)}
 
 # multiply-adds per sample of each Nature-CNN layer: output elements x fan-in
 NATURE_CNN_MACS = (32 * 20 * 20 * 4 * 8 * 8, 64 * 9 * 9 * 32 * 4 * 4, 64 * 7 * 7 * 64 * 3 * 3,
@@ -328,6 +380,8 @@ NATURE_CNN_MACS = (32 * 20 * 20 * 4 * 8 * 8, 64 * 9 * 9 * 32 * 4 * 4, 64 * 7 * 7
 # the same for the small dueling network: two convolutions, then each stream's two layers
 SMALL_DUELING_MACS = (16 * 20 * 20 * 4 * 8 * 8, 32 * 9 * 9 * 16 * 4 * 4,
                       2 * 2592 * 256, 256 * (1 + N_ACTIONS))
+# the A2C actor-critic on the 2013 network: convolutions, fc 256, policy and value heads
+SMALL_ACTOR_CRITIC_MACS = SMALL_DUELING_MACS[:2] + (2592 * 256, 256 * (N_ACTIONS + 1))
 
 
 def case_flops(case: str) -> int:
@@ -347,6 +401,9 @@ def case_flops(case: str) -> int:
     elif case == "ppo_atari_minibatch":
         trunk = sum(NATURE_CNN_MACS[:4]) + 512 * (N_ACTIONS + 1)
         macs = PPO_MINIBATCH * (3 * trunk - NATURE_CNN_MACS[0])
+    elif case == "a2c_pong_update":
+        trunk = sum(SMALL_ACTOR_CRITIC_MACS)
+        macs = A2C_ENVS * trunk + A2C_ENVS * A2C_STEPS * (3 * trunk - SMALL_ACTOR_CRITIC_MACS[0])
     elif case == "cnn_forward_b1":
         macs = sum(NATURE_CNN_MACS)
     elif case == "mlp_train_step":

@@ -1,4 +1,4 @@
-"""Engine speed against PyTorch CPU: rlkit time / torch time for four cases, with targets.
+"""Engine speed against PyTorch CPU: rlkit time / torch time for each case, with targets.
 
     python scripts/bench_core.py [--threads 2] [--repeats 15] [--rounds 3] [--cases dqn_train_step,...]
                                  [--out results/bench/core.json]
@@ -41,7 +41,8 @@ BUSY_LOAD = 0.5
 # on every machine; the batch-1 forward and the MLP step, where PyTorch's per-op overhead
 # dominates, by a margin)
 TARGETS = {"dqn_agent_update": 1.0, "dqn_recipe_update": 1.0, "dqn_train_step": 1.0,
-           "ppo_atari_minibatch": 1.0, "lstm_fwd_bwd": 1.0, "cnn_forward_b1": 0.8, "mlp_train_step": 0.3}
+           "ppo_atari_minibatch": 1.0, "a2c_pong_update": 1.0, "lstm_fwd_bwd": 1.0,
+           "cnn_forward_b1": 0.8, "mlp_train_step": 0.3}
 
 
 def cpu_model() -> dict:
