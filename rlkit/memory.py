@@ -13,12 +13,17 @@ same on its large tensors.
 The engine calls :func:`keep_freed_memory` when it loads (rlkit/tensor.py). It changes malloc
 for the whole process: the heap keeps what it has freed (up to ``TRIM_THRESHOLD`` at its top)
 for the next allocation instead of unmapping it, so the resident size stays near the peak.
-Set ``RLKIT_SYSTEM_MALLOC=1`` to leave malloc as it is.
+Set ``RLKIT_SYSTEM_MALLOC=1`` to leave malloc as it is. Arrays of gigabytes that live long
+(replay memories, rlkit/replay.py) take their own mapping instead (:func:`mapped_zeros`), so
+they are committed only as they are written and go back to the kernel when freed.
 """
 from __future__ import annotations
 
 import ctypes
+import mmap
 import os
+
+import numpy as np
 
 # mallopt parameter numbers from glibc's <malloc.h>
 M_TRIM_THRESHOLD = -1
@@ -47,3 +52,23 @@ def keep_freed_memory() -> bool:
     if libc is None:
         return False
     return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+
+
+def mapped_zeros(shape, dtype) -> np.ndarray:
+    """``np.zeros(shape, dtype)`` in a private anonymous mapping of its own, outside malloc:
+    its pages are committed only when first written and return to the kernel when the array is
+    freed, whatever :func:`keep_freed_memory` did to malloc. For replay memories of gigabytes
+    and their snapshots. Where the platform has no private mappings, plain ``np.zeros``."""
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if nbytes == 0 or not hasattr(mmap, "MAP_PRIVATE"):
+        return np.zeros(shape, dtype)
+    mapping = mmap.mmap(-1, nbytes, flags=mmap.MAP_PRIVATE)
+    return np.frombuffer(mapping, dtype).reshape(shape)
+
+
+def mapped_copy(array: np.ndarray) -> np.ndarray:
+    """A copy of ``array`` in a mapping of its own (:func:`mapped_zeros`)."""
+    copy = mapped_zeros(array.shape, array.dtype)
+    np.copyto(copy, array)
+    return copy

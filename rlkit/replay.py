@@ -20,6 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from rlkit.memory import mapped_copy, mapped_zeros
 from rlkit.sum_tree import SumTree
 
 # Rejection rounds before `FrameReplayBuffer.sample` gives up; in a normal buffer well over 99%
@@ -85,9 +86,10 @@ class _Ring:
             raise ValueError(f"capacity must be a positive integer, got {capacity!r}")
         self.capacity = int(capacity)
         self._require_memory(self.capacity, layout)
-        # np.zeros maps pages lazily: memory is committed as slots are first written, which is
-        # why the check above, not the allocation, is what refuses an impossible capacity.
-        self._store = {name: np.zeros((self.capacity, *shape), dtype)
+        # a mapping of its own: memory is committed as slots are first written, which is why the
+        # check above, not the allocation, is what refuses an impossible capacity; and it goes
+        # back to the kernel when the buffer is freed (rlkit/memory.py keeps malloc's blocks)
+        self._store = {name: mapped_zeros((self.capacity, *shape), dtype)
                        for name, (shape, dtype) in layout.items()}
         self._rng = np.random.default_rng(seed)
 
@@ -135,7 +137,7 @@ class _Ring:
 
         The RNG state is a JSON string in a 0-d unicode array.
         """
-        state = {name: a.copy() for name, a in self._store.items()}
+        state = {name: mapped_copy(a) for name, a in self._store.items()}
         for name in self._scalars + self._fixed:
             state[name] = np.array(int(getattr(self, name)), np.int64)
         state["rng_state"] = np.array(json.dumps(self._rng.bit_generator.state))

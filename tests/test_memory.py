@@ -1,9 +1,11 @@
 """rlkit/memory.py: with the engine loaded, a large array made on every step reuses freed memory
-instead of page-faulting a fresh mapping (glibc only)."""
+instead of page-faulting a fresh mapping (glibc only), while a replay-sized array in a mapping of
+its own is committed as it is written and returned to the kernel when freed."""
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 # allocate and free a 64 MiB array (above glibc's 32 MiB mmap-threshold cap) ten times after
@@ -38,3 +40,40 @@ def test_large_arrays_reuse_freed_memory_once_the_engine_is_loaded():
     system = minor_faults(RLKIT_SYSTEM_MALLOC="1")
     assert kept < FAULTS_PER_ARRAY, kept                # no array is faulted in again
     assert system >= 10 * FAULTS_PER_ARRAY, system      # each one is, with malloc left as it is
+
+
+# a 256 MiB replay-sized array in its own mapping: resident size (MiB) after making it, after
+# writing all of it and after freeing it
+MAPPED_LIFETIME = """
+import numpy as np
+import rlkit.tensor
+from rlkit.memory import mapped_zeros
+def resident():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+start = resident()
+store = mapped_zeros((256, 2**20), np.uint8)
+made = resident()
+store[:] = 1
+written = resident()
+del store
+print(made - start, written - start, resident() - start)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/statm")
+def test_mapped_arrays_are_committed_as_written_and_returned_when_freed():
+    done = subprocess.run([sys.executable, "-c", MAPPED_LIFETIME], capture_output=True, text=True,
+                          check=True)
+    made, written, freed = (float(v) for v in done.stdout.split())
+    assert made < 8 and written > 250 and freed < 8, (made, written, freed)
+
+
+def test_mapped_zeros_and_copy_are_ordinary_writable_arrays():
+    from rlkit.memory import mapped_copy, mapped_zeros
+    zeros = mapped_zeros((3, 4), np.float32)
+    assert zeros.shape == (3, 4) and zeros.dtype == np.float32 and not zeros.any()
+    zeros[1, 2] = 5.0
+    copy = mapped_copy(zeros)
+    zeros[1, 2] = 0.0
+    assert copy[1, 2] == 5.0 and copy.flags.writeable
+    assert mapped_zeros((0, 4), np.uint8).shape == (0, 4)
