@@ -340,3 +340,14 @@ def test_lstm_numba_backward_kernel_matches_the_array_op_path():
         grads.append((dz, dc))
     for a, b in zip(*grads):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_relu_kernels_match_the_array_op_path_at_zero_nan_and_any_layout():
+    from rlkit.kernels.relu import relu_backward, relu_forward
+    x = np.array([[-1.5, 0.0, 2.0], [np.nan, -0.0, 1e-30]], np.float32)
+    g = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, np.nan]], np.float32)
+    for layout in (x, np.asfortranarray(x)):                 # numba kernel, then the fallback
+        out, mask = relu_forward(layout)
+        np.testing.assert_array_equal(out, x * (x > 0))      # NaN stays NaN
+        np.testing.assert_array_equal(mask, x > 0)           # no gradient at 0
+        np.testing.assert_array_equal(relu_backward(g, mask), g * (x > 0))

@@ -1,6 +1,7 @@
 """Elementwise maths and activations: exp, log, sqrt, tanh, sigmoid, relu, abs, clip, maximum, where."""
 from rlkit.backend import get_array_module
 from rlkit.functions._util import unbroadcast
+from rlkit.kernels import relu
 from rlkit.tensor import Function
 
 
@@ -55,14 +56,15 @@ class Sigmoid(Function):
 
 
 class ReLU(Function):
-    """max(0, x). One mask serves both passes (the book's forward/backward masks differ at 0)."""
+    """max(0, x). One mask serves both passes (the book's forward/backward masks differ at 0);
+    each pass is one numba loop on the CPU (rlkit/kernels/relu.py)."""
 
     def forward(self, a):
-        self.mask = a > 0
-        return a * self.mask
+        out, self.mask = relu.relu_forward(a)
+        return out
 
     def backward(self, g):
-        return (g * self.mask,)
+        return (relu.relu_backward(g, self.mask),)
 
 
 class Abs(Function):
