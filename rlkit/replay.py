@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from rlkit.memory import mapped_copy, mapped_zeros
+from rlkit.memory import mapped_copy, mapped_zeros, release_freed_memory
 from rlkit.sum_tree import SumTree
 
 # Rejection rounds before `FrameReplayBuffer.sample` gives up; in a normal buffer well over 99%
@@ -169,6 +169,8 @@ class _Ring:
         for name in self._scalars:
             setattr(self, name, type(getattr(self, name))(state[name]))
         self._rng.bit_generator.state = rng_state
+        del arrays
+        release_freed_memory()  # the arrays read from disk were heap temporaries (rlkit/memory.py)
 
 
 def _as_shape(name, value, shape, dtype):

@@ -17,7 +17,8 @@ import numpy as np
 from rlkit.backend import device_of, get_array_module, to_device, to_numpy
 from rlkit.memory import keep_freed_memory
 
-# large arrays reuse freed heap memory instead of page-faulting fresh mmaps (rlkit/memory.py)
+# large arrays reuse freed heap memory instead of page-faulting fresh mmaps: a change to malloc
+# for the whole process that loads the engine (rlkit/memory.py)
 keep_freed_memory()
 
 

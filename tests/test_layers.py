@@ -351,3 +351,24 @@ def test_relu_kernels_match_the_array_op_path_at_zero_nan_and_any_layout():
         np.testing.assert_array_equal(out, x * (x > 0))      # NaN stays NaN
         np.testing.assert_array_equal(mask, x > 0)           # no gradient at 0
         np.testing.assert_array_equal(relu_backward(g, mask), g * (x > 0))
+    half = x.astype(np.float16)                                # not a kernel type: the fallback
+    np.testing.assert_array_equal(relu_forward(half)[0], half * (half > 0))
+
+
+def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight():
+    """uint8 frames through a first layer: on blocks (batch 32) as through im2col (batch 1),
+    the output is float32, never the input's uint8."""
+    x = R.integers(0, 256, (32, 4, 84, 84)).astype(np.uint8)
+    w = R.standard_normal((16, 4, 8, 8)).astype(np.float32)
+    with rlkit.no_grad():
+        on_blocks = F.Conv2d((4, 4), (0, 0))(Tensor(x), Tensor(w)).numpy()
+        single = F.Conv2d((4, 4), (0, 0))(Tensor(x[:1]), Tensor(w)).numpy()
+    assert on_blocks.dtype == single.dtype == np.float32
+    np.testing.assert_allclose(on_blocks[:1], single, rtol=1e-5, atol=1e-2)
+
+
+def test_conv2d_backward_on_an_empty_batch():
+    x = Tensor(np.zeros((0, 3, 8, 8)), requires_grad=True)
+    w = Tensor(R.standard_normal((2, 3, 3, 3)), requires_grad=True)
+    F.Conv2d((1, 1), (0, 0))(x, w).sum().backward()
+    assert x.grad.shape == (0, 3, 8, 8) and not w.grad.any()

@@ -33,8 +33,13 @@ def minor_faults(**env) -> int:
     return int(done.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux") or not os.confstr("CS_GNU_LIBC_VERSION"),
-                    reason="keep_freed_memory tunes glibc's malloc; other C libraries are left alone")
+def on_glibc() -> bool:
+    from rlkit.memory import _glibc
+    return _glibc() is not None
+
+
+@pytest.mark.skipif(not on_glibc(), reason="keep_freed_memory tunes glibc's malloc; other C "
+                                            "libraries are left alone")
 def test_large_arrays_reuse_freed_memory_once_the_engine_is_loaded():
     kept = minor_faults()
     system = minor_faults(RLKIT_SYSTEM_MALLOC="1")
@@ -48,8 +53,10 @@ MAPPED_LIFETIME = """
 import numpy as np
 import rlkit.tensor
 from rlkit.memory import mapped_zeros
+import os
 def resident():
-    return int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+    pages = int(open("/proc/self/statm").read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
 start = resident()
 store = mapped_zeros((256, 2**20), np.uint8)
 made = resident()
@@ -77,3 +84,31 @@ def test_mapped_zeros_and_copy_are_ordinary_writable_arrays():
     zeros[1, 2] = 0.0
     assert copy[1, 2] == 5.0 and copy.flags.writeable
     assert mapped_zeros((0, 4), np.uint8).shape == (0, 4)
+
+
+# a 256 MiB replay memory saved to disk and loaded back: resident size (MiB) gained by the load
+REPLAY_RELOAD = """
+import os, sys
+import numpy as np
+import rlkit.tensor
+from rlkit.replay import ReplayBuffer
+def resident():
+    pages = int(open("/proc/self/statm").read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+replay = ReplayBuffer(1024, (128, 256), obs_dtype=np.float32, seed=0)  # obs and next_obs
+for name, store in replay._store.items():
+    store.fill(1)
+path = sys.argv[1]
+np.savez(path, **replay.state_dict())
+before = resident()
+with np.load(path) as state:
+    replay.load_state_dict(state)
+print(resident() - before)
+"""
+
+
+@pytest.mark.skipif(not on_glibc(), reason="malloc_trim is glibc's")
+def test_loading_a_replay_memory_leaves_no_heap_copy_resident(tmp_path):
+    done = subprocess.run([sys.executable, "-c", REPLAY_RELOAD, str(tmp_path / "replay.npz")],
+                          capture_output=True, text=True, check=True)
+    assert float(done.stdout.strip().splitlines()[-1]) < 32  # the 256 MiB read from disk is gone

@@ -7,16 +7,17 @@ covers blocks (i + p, j + pp) for p < mh, pp < mw, so with the weight split the 
 every block's contribution and the output is a sum of mh * mw shifted slices of Y:
 ``out[n, o, i, j] = sum_{p, pp} Y[p, pp, o, n, i + p, j + pp]``.
 
-Why: im2col copies every input pixel (kh / sh) * (kw / sw) times, reading it strided by the
-stride; the blocks are one transposing copy of the input. Measured on this 2-core machine for
-the Nature CNN under no_grad: batch 32 forward 8.2 -> 7.0 ms (the 8x8/4 first layer 3.4 ->
-2.5 ms), but batch 1 0.39 -> 0.48 ms (more small calls). With a gradient for the input the
-backward through blocks (a shifted scatter of the input gradient too) cost more than the
-forward saved, so Conv2d uses blocks for large forwards that record no graph (target
-networks, evaluation) or whose input needs no gradient (a first layer on data: only the
-weight gradient, ``shift_scatter`` of the output gradient then one GEMM; the 2013 network's
-8x8/4 layer, batch 32, forward + weight gradient 12.1 -> 8.3 ms on one thread), and im2col
-otherwise.
+Why: im2col copies every input pixel (kh / sh) * (kw / sw) times; the blocks are one
+transposing copy of the input. Measured on a 2-core machine for the Nature CNN under no_grad,
+against the channels-first im2col of that time: batch 32 forward 8.2 -> 7.0 ms (the 8x8/4
+first layer 3.4 -> 2.5 ms), but batch 1 0.39 -> 0.48 ms (more small calls). With a gradient
+for the input the backward through blocks (a shifted scatter of the input gradient too) cost
+more than the forward saved. Since im2col went channels last (rows of kw * C adjacent values),
+it is as fast or faster for inputs of many channels, so Conv2d uses blocks only for large
+forwards of few input channels (``BLOCKS_MAX_CHANNELS``: frame stacks) whose input needs no
+gradient (target networks, evaluation, a first layer on data: only the weight gradient,
+``shift_scatter`` of the output gradient then one GEMM), a batch chunk at a time
+(``CHUNK_BYTES``: Y is mh * mw times the output), and im2col otherwise.
 
 ``shift_add`` is a numba loop on the CPU (serial, like col2im, for the same reason) and
 strided slice adds on CuPy; ``shift_scatter`` is slice assignments on both.

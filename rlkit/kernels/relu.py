@@ -5,8 +5,8 @@ g * mask in one pass. NumPy needs two passes for the forward (the comparison, th
 and converts the boolean mask to float inside the product. Measured on the 2-core Zen 5
 (ms, NumPy -> numba): the Nature CNN's first feature map at batch 256 (13 MB) forward 1.25 ->
 0.62, backward 1.07 -> 0.77; its third at batch 256 0.37 -> 0.14 and 0.26 -> 0.11; batch 32
-first map 0.10 -> 0.04 and 0.09 -> 0.04. Arrays that are not C-contiguous, and CuPy's, take
-the array-op twins.
+first map 0.10 -> 0.04 and 0.09 -> 0.04. Arrays that are not C-contiguous or not float32 or
+float64, and CuPy's, take the array-op twins.
 """
 from __future__ import annotations
 
@@ -30,8 +30,11 @@ def _backward_numba(g, mask, out):
         out[i] = g[i] * mask[i]
 
 
-def _on_numba(*arrays) -> bool:
-    return all(get_array_module(a) is np and a.flags.c_contiguous for a in arrays)
+def _on_numba(values, *others) -> bool:
+    """Whether the kernels take these: C-contiguous NumPy arrays, ``values`` float32 or float64
+    (the types they are compiled and measured for)."""
+    return (all(get_array_module(a) is np and a.flags.c_contiguous for a in (values, *others))
+            and values.dtype in (np.float32, np.float64))
 
 
 def relu_forward(x):
