@@ -372,3 +372,16 @@ def test_conv2d_backward_on_an_empty_batch():
     w = Tensor(R.standard_normal((2, 3, 3, 3)), requires_grad=True)
     F.Conv2d((1, 1), (0, 0))(x, w).sum().backward()
     assert x.grad.shape == (0, 3, 8, 8) and not w.grad.any()
+
+
+def test_blocks_only_for_few_input_channels():
+    """Under no_grad a large 4x4/2 convolution takes the blocks on a 4-channel input and the
+    channels-last im2col (which keeps its columns in ``saved``) on a 16-channel one."""
+    from rlkit.functions.conv import BLOCKS_MAX_CHANNELS
+    for channels, on_blocks in ((4, True), (16, False)):
+        conv = F.Conv2d((2, 2), (0, 0))
+        with rlkit.no_grad():
+            conv(Tensor(R.standard_normal((32, channels, 20, 20))),
+                 Tensor(R.standard_normal((8, channels, 4, 4))))
+        assert hasattr(conv, "saved") != on_blocks
+        assert (channels <= BLOCKS_MAX_CHANNELS) == on_blocks
