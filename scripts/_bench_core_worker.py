@@ -160,6 +160,32 @@ def nature_cnn(fw, n_actions: int = N_ACTIONS):
         nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, n_actions))
 
 
+def small_convolutions(fw) -> list:
+    """Mnih et al. (2013)'s convolutions with their ReLUs, then a flatten: (N, 4, 84, 84) ->
+    (N, 2592)."""
+    nn = fw.nn
+    return [nn.Conv2d(4, 16, kernel_size=8, stride=4), nn.ReLU(),
+            nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(), nn.Flatten()]
+
+
+def actor_critic(fw, trunk: list, features: int):
+    """A 6-way policy and a value head on the ``trunk`` layers' ``features`` outputs:
+    x -> (logits (N, 6), values (N,))."""
+    nn = fw.nn
+
+    class ActorCritic(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.trunk = nn.Sequential(*trunk)
+            self.policy, self.value = nn.Linear(features, N_ACTIONS), nn.Linear(features, 1)
+
+        def forward(self, x):
+            h = self.trunk(x)
+            return self.policy(h), self.value(h).reshape(-1)
+
+    return ActorCritic()
+
+
 def small_dueling_cnn(fw, n_actions: int = N_ACTIONS):
     """The default Pong network of agents/dqn.py: Mnih et al. (2013)'s convolutions and a
     dueling head (Wang et al. 2016) with 256 units per stream."""
@@ -168,9 +194,7 @@ def small_dueling_cnn(fw, n_actions: int = N_ACTIONS):
     class SmallDueling(nn.Module):
         def __init__(self):
             super().__init__()
-            self.features = nn.Sequential(nn.Conv2d(4, 16, kernel_size=8, stride=4), nn.ReLU(),
-                                          nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(),
-                                          nn.Flatten())
+            self.features = nn.Sequential(*small_convolutions(fw))
             self.value = nn.Sequential(nn.Linear(2592, 256), nn.ReLU(), nn.Linear(256, 1))
             self.advantage = nn.Sequential(nn.Linear(2592, 256), nn.ReLU(), nn.Linear(256, n_actions))
 
@@ -245,20 +269,8 @@ def ppo_atari_minibatch(fw, rng):
     steps in 4 minibatches = 256 frames): Nature-CNN trunk with a 6-way policy and a value head,
     uint8 frames scaled to [0, 1], clipped surrogate (eps 0.1), clipped value loss, entropy
     bonus 0.01, gradient norm clipped to 0.5, Adam (eps 1e-5)."""
-    nn = fw.nn
-
-    class ActorCritic(nn.Module):
-        def __init__(self):
-            super().__init__()
-            cnn = nature_cnn(fw)  # its layers up to and including the 512-unit ReLU
-            self.trunk = nn.Sequential(*[cnn[i] for i in range(len(cnn) - 1)])
-            self.policy, self.value = nn.Linear(512, N_ACTIONS), nn.Linear(512, 1)
-
-        def forward(self, x):
-            h = self.trunk(x)
-            return self.policy(h), self.value(h).reshape(-1)
-
-    net = ActorCritic()
+    cnn = nature_cnn(fw)
+    net = actor_critic(fw, [cnn[i] for i in range(len(cnn) - 1)], 512)  # up to the 512-unit ReLU
     opt = fw.optim.Adam(net.parameters(), lr=2.5e-4, eps=1e-5)
     frames = rng.integers(0, 256, (PPO_MINIBATCH, 4, 84, 84), dtype=np.uint8)
     actions = fw.index(rng.integers(0, N_ACTIONS, (PPO_MINIBATCH, 1)))
@@ -288,21 +300,7 @@ def a2c_pong_update(fw, rng):
     6-way policy and a value head, after V(s_T) of the 16 last frames without a graph; uint8
     frames scaled to [0, 1], policy gradient on the advantages, squared value error (0.5),
     entropy bonus 0.01, gradient norm clipped to 0.5, RMSProp (lr 7e-4, alpha 0.99, eps 1e-5)."""
-    nn = fw.nn
-
-    class ActorCritic(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.trunk = nn.Sequential(nn.Conv2d(4, 16, kernel_size=8, stride=4), nn.ReLU(),
-                                       nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(),
-                                       nn.Flatten(), nn.Linear(2592, 256), nn.ReLU())
-            self.policy, self.value = nn.Linear(256, N_ACTIONS), nn.Linear(256, 1)
-
-        def forward(self, x):
-            h = self.trunk(x)
-            return self.policy(h), self.value(h).reshape(-1)
-
-    net = ActorCritic()
+    net = actor_critic(fw, [*small_convolutions(fw), fw.nn.Linear(2592, 256), fw.nn.ReLU()], 256)
     opt = fw.rmsprop(net.parameters(), lr=7e-4, alpha=0.99, eps=1e-5)
     batch = A2C_ENVS * A2C_STEPS
     frames = rng.integers(0, 256, (batch, 4, 84, 84), dtype=np.uint8)
