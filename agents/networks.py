@@ -20,6 +20,18 @@ def is_image_space(space) -> bool:
             and min(space.shape[1:]) >= 36)
 
 
+# uint8 pixel values -> [0, 1]. Image stacks reach the network as raw bytes and its first
+# convolution applies this scale while it copies them into its own layout: a float copy of each
+# frame batch would cost a pass over 4x the bytes (rlkit/kernels/blocks.py has the figures).
+FRAME_SCALE = 1.0 / 255.0
+
+
+def input_scale(space) -> float:
+    """What the default network's first layer multiplies its input by: FRAME_SCALE for image
+    stacks (``ObsAdapter`` passes them as uint8), 1 for everything else."""
+    return FRAME_SCALE if is_image_space(space) else 1.0
+
+
 def input_size(space) -> int:
     """Length of the network input for non-image spaces (one-hot length for Discrete)."""
     if isinstance(space, spaces.Discrete):
@@ -42,7 +54,8 @@ def build_network(space, n_outputs: int, hidden_sizes=(64, 64), activation: str 
         if image_network not in nn.IMAGE_NETWORKS:
             raise ValueError(f"unknown image network {image_network!r}: expected one of "
                              f"{sorted(nn.IMAGE_NETWORKS)}")
-        return nn.IMAGE_NETWORKS[image_network](space.shape[0], n_outputs, dueling=dueling)
+        return nn.IMAGE_NETWORKS[image_network](space.shape[0], n_outputs, dueling=dueling,
+                                                input_scale=input_scale(space))
     if not dueling:
         return nn.mlp([input_size(space), *hidden_sizes, n_outputs], activation=activation)
     if not hidden_sizes:
@@ -63,10 +76,12 @@ def default_threads(space) -> int:
 
 
 class ObsAdapter:
-    """Raw observation batch (N, *space shape) -> float32 Tensor on ``device``.
+    """Raw observation batch (N, *space shape) -> the network's input Tensor on ``device``.
 
-    Box vectors pass as they are, uint8 images are scaled to [0, 1], Discrete(n) states become
-    one-hot rows (N, n). Other spaces raise ValueError.
+    Image stacks (``is_image_space``) stay uint8: the networks built for them scale them to
+    [0, 1] in their first layer (``input_scale``). Other uint8 Boxes are scaled to [0, 1] float32
+    here, other Boxes become float32 as they are, Discrete(n) states one-hot float32 rows
+    (N, n). Other spaces raise ValueError.
     """
 
     def __init__(self, space, device: str = "cpu"):
@@ -82,6 +97,8 @@ class ObsAdapter:
             index = np.asarray(obs, dtype=np.int64).reshape(-1) - space.start
             return Tensor(xp.asarray(np.eye(space.n, dtype=np.float32)[index]))
         # move first, then convert: a uint8 frame is 4x smaller to copy to a GPU
+        if is_image_space(space):
+            return Tensor(xp.asarray(obs))
         batch = xp.asarray(obs).astype(np.float32)
         if space.dtype == np.uint8:
             batch *= np.float32(1.0 / 255.0)

@@ -193,7 +193,8 @@ class PolicyAgent:
                              "'cnn' takes (C, 84, 84) frames, 'mlp' vectors")
 
         def core() -> Core:
-            return Core(*encoder_for(shape, c.hidden_sizes, c.activation, c.network), lstm_size)
+            return Core(*encoder_for(shape, c.hidden_sizes, c.activation, c.network,
+                                     networks.input_scale(self.observation_space)), lstm_size)
 
         gaussian = dict(gaussian=True, init_log_std=c.init_log_std) if self.continuous else {}
         if not self.VALUE_HEAD:

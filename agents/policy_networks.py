@@ -145,13 +145,14 @@ class DiagGaussian:
 # --------------------------------------------------------------------------------------------
 
 def encoder_for(obs_shape: tuple, hidden=(64, 64), activation: str = "relu",
-                network: str = "nature") -> tuple:
-    """(encoder module, feature size) for observations of ``obs_shape`` (float, batch first).
+                network: str = "nature", input_scale: float = 1.0) -> tuple:
+    """(encoder module, feature size) for observations of ``obs_shape`` (batch first).
 
     (D,): an MLP D -> hidden... with ``activation`` after every layer (no layer if ``hidden``
     is empty: the features are the observation). (C, 84, 84): the image network ``network``
     names (``nn.IMAGE_NETWORKS``: "nature", 512 features, or "small", 256) up to and including
-    its last hidden ReLU layer. Anything else raises ValueError.
+    its last hidden ReLU layer, its first convolution multiplying the frames by ``input_scale``
+    (1/255 for raw uint8 frames). Anything else raises ValueError.
     """
     if len(obs_shape) == 1:
         hidden = tuple(int(h) for h in hidden)
@@ -161,7 +162,7 @@ def encoder_for(obs_shape: tuple, hidden=(64, 64), activation: str = "relu",
         layers.append(nn.networks.ACTIVATIONS[activation]())
         return nn.Sequential(*layers), hidden[-1]
     if len(obs_shape) == 3 and obs_shape[1:] == (84, 84):
-        cnn = nn.IMAGE_NETWORKS[network](obs_shape[0], n_outputs=1)
+        cnn = nn.IMAGE_NETWORKS[network](obs_shape[0], n_outputs=1, input_scale=input_scale)
         # the network without its output layer: convolutions, flatten, fc, ReLU
         return nn.Sequential(*[cnn[i] for i in range(len(cnn) - 1)]), cnn[len(cnn) - 1].in_features
     raise ValueError(f"no encoder for observations of shape {obs_shape}: expected a vector (D,) "

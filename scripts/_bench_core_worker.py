@@ -50,7 +50,15 @@ class RlkitSide:
         from rlkit import Tensor, nn, no_grad, optim
         self.module, self.nn, self.optim, self.no_grad, self._Tensor = rlkit, nn, optim, no_grad, Tensor
 
+    # a network on frames takes them as uint8 and its first convolution scales them, as the
+    # agents build it (agents/networks.py)
+    frame_conv = {"input_scale": 1 / 255}
+
     def tensor(self, array: np.ndarray):
+        return self._Tensor(array)
+
+    def frames(self, array: np.ndarray):
+        """uint8 frames as the network's input: as they are."""
         return self._Tensor(array)
 
     def index(self, array: np.ndarray):
@@ -102,8 +110,15 @@ class TorchSide:
         torch.set_num_threads(threads)
         self.module, self.nn, self.optim, self.no_grad = torch, torch.nn, torch.optim, torch.no_grad
 
+    frame_conv: dict = {}
+
     def tensor(self, array: np.ndarray):
         return self.module.from_numpy(array)
+
+    def frames(self, array: np.ndarray):
+        """uint8 frames as the network's input: float32 in [0, 1] (NumPy's conversion, the
+        fastest measured for this side)."""
+        return self.module.from_numpy(array.astype(np.float32) / np.float32(255))
 
     def index(self, array: np.ndarray):
         return self.module.from_numpy(array)
@@ -150,21 +165,22 @@ SIDES = {"rlkit": RlkitSide, "torch": TorchSide}
 
 
 # ------------------------------------------------------------------------- the cases
-def nature_cnn(fw, n_actions: int = N_ACTIONS):
-    """Mnih et al. (2015): (N, 4, 84, 84) -> (N, n_actions)."""
+def nature_cnn(fw, n_actions: int = N_ACTIONS, frames: bool = False):
+    """Mnih et al. (2015): (N, 4, 84, 84) -> (N, n_actions); ``frames``: the input is what
+    ``fw.frames`` makes of uint8 frames."""
     nn = fw.nn
     return nn.Sequential(
-        nn.Conv2d(4, 32, kernel_size=8, stride=4), nn.ReLU(),
+        nn.Conv2d(4, 32, kernel_size=8, stride=4, **(fw.frame_conv if frames else {})), nn.ReLU(),
         nn.Conv2d(32, 64, kernel_size=4, stride=2), nn.ReLU(),
         nn.Conv2d(64, 64, kernel_size=3, stride=1), nn.ReLU(),
         nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, n_actions))
 
 
 def small_convolutions(fw) -> list:
-    """Mnih et al. (2013)'s convolutions with their ReLUs, then a flatten: (N, 4, 84, 84) ->
-    (N, 2592)."""
+    """Mnih et al. (2013)'s convolutions with their ReLUs, then a flatten: ``fw.frames`` of
+    (N, 4, 84, 84) uint8 frames -> (N, 2592)."""
     nn = fw.nn
-    return [nn.Conv2d(4, 16, kernel_size=8, stride=4), nn.ReLU(),
+    return [nn.Conv2d(4, 16, kernel_size=8, stride=4, **fw.frame_conv), nn.ReLU(),
             nn.Conv2d(16, 32, kernel_size=4, stride=2), nn.ReLU(), nn.Flatten()]
 
 
@@ -186,9 +202,9 @@ def actor_critic(fw, trunk: list, features: int):
     return ActorCritic()
 
 
-def small_dueling_cnn(fw, n_actions: int = N_ACTIONS):
+def small_dueling_cnn(fw, n_actions: int = N_ACTIONS, frames: bool = True):
     """The default Pong network of agents/dqn.py: Mnih et al. (2013)'s convolutions and a
-    dueling head (Wang et al. 2016) with 256 units per stream."""
+    dueling head (Wang et al. 2016) with 256 units per stream, on ``fw.frames``."""
     nn = fw.nn
 
     class SmallDueling(nn.Module):
@@ -206,10 +222,11 @@ def small_dueling_cnn(fw, n_actions: int = N_ACTIONS):
     return SmallDueling()
 
 
-def dqn_setup(fw, rng, network=nature_cnn, adam_eps: float = 1e-8):
-    """What the DQN cases start from: online and target networks, Adam on the online one,
-    and a batch's actions (B, 1), rewards (B,) and not-done flags (B,)."""
-    online, target = network(fw), network(fw)
+def dqn_setup(fw, rng, network=nature_cnn, adam_eps: float = 1e-8, frames: bool = False):
+    """What the DQN cases start from: online and target networks (on ``fw.frames`` if
+    ``frames``), Adam on the online one, and a batch's actions (B, 1), rewards (B,) and not-done
+    flags (B,)."""
+    online, target = network(fw, frames=frames), network(fw, frames=frames)
     opt = fw.optim.Adam(online.parameters(), lr=1e-4, eps=adam_eps)
     actions = fw.index(rng.integers(0, N_ACTIONS, (BATCH, 1)))
     rewards = fw.tensor(rng.standard_normal(BATCH).astype(np.float32))
@@ -239,12 +256,12 @@ def dqn_agent_update(fw, rng, network=nature_cnn, adam_eps: float = 1e-8):
     """agents/dqn.py's update on the Nature CNN, batch 32: uint8 frames scaled to [0, 1],
     Double DQN targets (target and online nets on s' under no_grad), online Q at the taken
     actions, Huber loss, backward, gradient norm clipped to 10, Adam."""
-    online, target, opt, actions, rewards, not_done = dqn_setup(fw, rng, network, adam_eps)
+    online, target, opt, actions, rewards, not_done = dqn_setup(fw, rng, network, adam_eps,
+                                                                frames=True)
     frames = rng.integers(0, 256, (2, BATCH, 4, 84, 84), dtype=np.uint8)  # what replay returns
 
     def step():
-        obs = fw.tensor(frames[0].astype(np.float32) / np.float32(255))
-        next_obs = fw.tensor(frames[1].astype(np.float32) / np.float32(255))
+        obs, next_obs = fw.frames(frames[0]), fw.frames(frames[1])
         with fw.no_grad():
             best = fw.argmax_index(online(next_obs), dim=1)
             y = rewards + GAMMA * not_done * target(next_obs).gather(1, best).reshape(-1)
@@ -269,7 +286,7 @@ def ppo_atari_minibatch(fw, rng):
     steps in 4 minibatches = 256 frames): Nature-CNN trunk with a 6-way policy and a value head,
     uint8 frames scaled to [0, 1], clipped surrogate (eps 0.1), clipped value loss, entropy
     bonus 0.01, gradient norm clipped to 0.5, Adam (eps 1e-5)."""
-    cnn = nature_cnn(fw)
+    cnn = nature_cnn(fw, frames=True)
     net = actor_critic(fw, [cnn[i] for i in range(len(cnn) - 1)], 512)  # up to the 512-unit ReLU
     opt = fw.optim.Adam(net.parameters(), lr=2.5e-4, eps=1e-5)
     frames = rng.integers(0, 256, (PPO_MINIBATCH, 4, 84, 84), dtype=np.uint8)
@@ -279,7 +296,7 @@ def ppo_atari_minibatch(fw, rng):
                                                    *rng.standard_normal((3, PPO_MINIBATCH))))
 
     def step():
-        logits, values = net(fw.tensor(frames.astype(np.float32) / np.float32(255)))
+        logits, values = net(fw.frames(frames))
         log_p = fw.log_softmax(logits, 1)
         ratio = (log_p.gather(1, actions).reshape(-1) - old_log_prob).exp()
         policy_loss = fw.maximum(ratio * -advantages, fw.clip(ratio, 0.9, 1.1) * -advantages).mean()
@@ -310,8 +327,8 @@ def a2c_pong_update(fw, rng):
 
     def step():
         with fw.no_grad():  # V(s_T), from which the returns are computed
-            net(fw.tensor(last_frames.astype(np.float32) / np.float32(255)))
-        logits, values = net(fw.tensor(frames.astype(np.float32) / np.float32(255)))
+            net(fw.frames(last_frames))
+        logits, values = net(fw.frames(frames))
         log_p = fw.log_softmax(logits, 1)
         policy_loss = -(log_p.gather(1, actions).reshape(-1) * advantages).mean()
         value_loss = ((values - returns) ** 2).mean()

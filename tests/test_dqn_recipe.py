@@ -5,10 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 import envs
+import rlkit
 from agents.dqn import DQN, td_targets
 from agents.training_run import TrainingRun
 from rlkit import Tensor, gradcheck_module, nn
@@ -262,3 +264,23 @@ def test_the_health_check_names_the_committed_collapsed_pong_network():
     fresh = DQN(env, network="nature", dueling=False, seed=0)   # the same network, untrained
     q, activity = relu_activity(fresh.q_net, fresh.adapt(np.stack(screens[::5])))
     assert 0.3 < activity["conv1"] < 0.7 and collapse_reasons(activity, q.max(axis=1)) == []
+
+
+@pytest.mark.parametrize("network", sorted(nn.IMAGE_NETWORKS))
+def test_image_observations_reach_the_network_as_bytes_and_are_scaled_in_its_first_layer(network):
+    """ObsAdapter passes uint8 frames as they are; the network built for them scales them by
+    1/255 in its first convolution, so its Q-values equal those of the same weights on frames
+    scaled to [0, 1] first."""
+    from agents.networks import FRAME_SCALE, ObsAdapter, build_network
+    space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    frames = np.random.default_rng(0).integers(0, 256, (3, 4, 84, 84)).astype(np.uint8)
+    x = ObsAdapter(space)(frames)
+    assert x.dtype == np.uint8 and np.array_equal(x.numpy(), frames)
+    net = build_network(space, 6, image_network=network)
+    assert net[0].input_scale == FRAME_SCALE
+    plain = nn.IMAGE_NETWORKS[network](4, 6)
+    plain.load_state_dict(net.state_dict())
+    scaled = frames.astype(np.float32)
+    scaled *= np.float32(FRAME_SCALE)
+    with rlkit.no_grad():
+        np.testing.assert_array_equal(net(x).numpy(), plain(Tensor(scaled)).numpy())

@@ -385,3 +385,65 @@ def test_blocks_only_for_few_input_channels():
                  Tensor(R.standard_normal((8, channels, 4, 4))))
         assert hasattr(conv, "saved") != on_blocks
         assert (channels <= BLOCKS_MAX_CHANNELS) == on_blocks
+
+
+@pytest.mark.parametrize("batch,recorded", [(32, False), (32, True), (1, False)])
+def test_input_scale_on_uint8_frames_equals_the_scaled_float_frames(batch, recorded):
+    """A first layer with input_scale 1/255 on raw uint8 frames gives bit for bit what it gives
+    on the frames converted and scaled in float32 first (the agents' old input): on the blocks
+    (batch 32, with or without a graph) as through im2col (batch 1)."""
+    frames = R.integers(0, 256, (batch, 4, 84, 84)).astype(np.uint8)
+    scaled = frames.astype(np.float32)
+    scaled *= np.float32(1 / 255)
+    w = R.standard_normal((16, 4, 8, 8)).astype(np.float32)
+    outputs = []
+    for x, scale in ((frames, 1 / 255), (scaled, 1.0)):
+        conv = F.Conv2d((4, 4), (0, 0), input_scale=scale)
+        weight = Tensor(w, requires_grad=recorded)
+        if recorded:
+            out = conv(Tensor(x), weight)
+            out.sum().backward()
+            assert conv.block_layout is not None
+            outputs.append((out.numpy(), weight.grad))
+        else:
+            with rlkit.no_grad():
+                outputs.append((conv(Tensor(x), weight).numpy(),))
+    for ours, reference in zip(*outputs):
+        assert ours.dtype == np.float32
+        np.testing.assert_array_equal(ours, reference)
+
+
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES[:2])
+def test_conv2d_with_an_input_scale_gradchecks(x_shape, out_channels, kernel, stride, padding):
+    """The input gradient of a scaled input is scaled too."""
+    w = R.standard_normal((out_channels, x_shape[1]) + kernel)
+    assert gradcheck(lambda x, w: F.Conv2d(stride, padding, input_scale=0.3)(x, w),
+                     R.standard_normal(x_shape), w)
+
+
+def test_first_layer_on_blocks_with_an_input_scale_gradchecks_its_weight():
+    x_shape, out_channels, kernel, stride = BLOCK_CASES[2]
+    x = Tensor(R.integers(0, 256, x_shape).astype(np.uint8))
+    assert gradcheck(lambda w, b: F.Conv2d(stride, (0, 0), input_scale=1 / 255)(x, w, b),
+                     R.standard_normal((out_channels, x_shape[1]) + kernel),
+                     R.standard_normal(out_channels))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32, np.float64])
+def test_to_blocks_kernel_matches_its_definition(dtype):
+    """X[(c, q, r), (n, I, J)] = scale * x[n, c, I * sh + q, J * sw + r], in the asked dtype;
+    a row and a column that no block reaches are dropped."""
+    from rlkit.kernels import blocks
+    x = (R.random((3, 2, 9, 11)) * 255).astype(dtype)
+    (sh, sw), (bh, bw) = (2, 3), (4, 3)
+    out = blocks.to_blocks(x, (sh, sw), (bh, bw), scale=0.5, dtype=np.float64)
+    assert out.dtype == np.float64 and out.shape == (2 * sh * sw, 3 * bh * bw)
+    expected = np.empty((2, sh, sw, 3, bh, bw))
+    for c, q, r, n, i, j in np.ndindex(*expected.shape):
+        expected[c, q, r, n, i, j] = 0.5 * float(x[n, c, i * sh + q, j * sw + r])
+    np.testing.assert_array_equal(out, expected.reshape(out.shape))
+
+
+def test_conv_module_input_scale_shows_in_its_repr():
+    assert "input_scale=0.00392157" in repr(nn.Conv2d(4, 16, 8, stride=4, input_scale=1 / 255))
+    assert "input_scale" not in repr(nn.Conv2d(4, 16, 8, stride=4))

@@ -93,6 +93,8 @@ def test_pong_cnn_defaults_are_the_recipe_that_learned_it(script, tmp_path):
     agent = PPO.load(run / "checkpoints/latest.npz")
     convolutions = [m for _, m in agent.net.named_modules() if type(m).__name__ == "Conv2d"]
     assert agent.config.network == "small" and [c.weight.shape[0] for c in convolutions] == [16, 32]
+    # the frames reach the network as uint8 and its first convolution scales them
+    assert [c.input_scale for c in convolutions] == [1 / 255, 1.0]
     assert agent.net.policy.weight.shape == (6, 256)  # Pong's six actions from 256 features
 
 

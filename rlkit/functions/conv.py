@@ -27,8 +27,11 @@ CHUNK_BYTES = 4 * 2**20
 class Conv2d(Function):
     """``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), optional ``bias`` (O,) -> (N, O, OH, OW).
 
-    No kernel flip: ``out[n, o, i, j] = sum_{c,a,b} w[o, c, a, b] * x_pad[n, c, i*sh + a, j*sw + b]``.
-    ``stride`` and ``padding`` are (height, width) pairs. Through im2col and one GEMM; a large
+    No kernel flip: ``out[n, o, i, j] = sum_{c,a,b} w[o, c, a, b] * s * x_pad[n, c, i*sh + a, j*sw + b]``
+    with ``s = input_scale``. ``stride`` and ``padding`` are (height, width) pairs. ``x`` may be
+    of an integer dtype (uint8 frames, with ``input_scale=1/255``): it is converted to the
+    weight's dtype and scaled on the way in, inside the block copy when the blocks apply (no
+    float copy of the batch is made), else in one pass before im2col. Through im2col and one GEMM; a large
     convolution of a few input channels with an unpadded kernel one or two strides wide (the
     DQN networks' 8x8/4 first layers) runs on space-to-depth blocks instead
     (rlkit/kernels/blocks.py) when it records no graph, or records one that needs no input
@@ -36,8 +39,8 @@ class Conv2d(Function):
     in the block layout, and no input gradient.
     """
 
-    def __init__(self, stride=(1, 1), padding=(0, 0)):
-        self.stride, self.padding = stride, padding
+    def __init__(self, stride=(1, 1), padding=(0, 0), input_scale: float = 1.0):
+        self.stride, self.padding, self.input_scale = stride, padding, input_scale
 
     def forward(self, x, weight, bias=None):
         n, _, h, w = x.shape
@@ -55,7 +58,7 @@ class Conv2d(Function):
         if factors:
             out = self._forward_blocks(x, weight, out_size, factors)
         else:
-            out = self._forward_im2col(x, weight, out_size)
+            out = self._forward_im2col(self._scaled(x, weight.dtype), weight, out_size)
         if bias is not None:
             out += bias[:, None, None]
         return out
@@ -83,9 +86,24 @@ class Conv2d(Function):
                 folded = col2im(dcols, (part.stop - part.start, h, w, c), self.kernel, self.stride,
                                 self.padding)
                 gx[part] = folded.transpose(0, 3, 1, 2)
+            if self.input_scale != 1:
+                gx *= self.input_scale
         if len(self.needs_input_grad) == 3:
             return gx, gw, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
         return gx, gw
+
+    def _scaled(self, x, weight_dtype):
+        """``x`` as the floating-point input of the GEMMs: times ``input_scale``, in the dtype
+        NumPy promotes x and the weight to (float32 for uint8 frames); ``x`` itself when there
+        is nothing to do."""
+        xp = get_array_module(x)
+        if self.input_scale == 1 and x.dtype.kind == "f":
+            return x
+        dtype = xp.result_type(x.dtype, weight_dtype)
+        scaled = x.astype(dtype)
+        if self.input_scale != 1:
+            scaled *= dtype.type(self.input_scale)
+        return scaled
 
     def _forward_im2col(self, x, weight, out_size):
         """Channels last inside (rlkit/kernels/im2col.py): the output pixels' rows of im2col
@@ -110,7 +128,8 @@ class Conv2d(Function):
         recording = bool(self.needs_input_grad)  # then for the weight (and bias) gradient only
         x_blocks = []
         for part in parts:
-            x_part = blocks.to_blocks(x[part], self.stride, counts)           # (C*sh*sw, n*bh*bw)
+            x_part = blocks.to_blocks(x[part], self.stride, counts,            # (C*sh*sw, n*bh*bw)
+                                      self.input_scale, dtype)
             y = (w_blocks @ x_part).reshape(*factors, o, part.stop - part.start, *counts)
             blocks.shift_add(y, out[part])
             if recording:

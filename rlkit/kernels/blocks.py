@@ -19,8 +19,8 @@ gradient (target networks, evaluation, a first layer on data: only the weight gr
 ``shift_scatter`` of the output gradient then one GEMM), a batch chunk at a time
 (``CHUNK_BYTES``: Y is mh * mw times the output), and im2col otherwise.
 
-``shift_add`` is a numba loop on the CPU (serial, like col2im, for the same reason) and
-strided slice adds on CuPy; ``shift_scatter`` is slice assignments on both.
+``to_blocks`` and ``shift_add`` are numba loops on the CPU (serial, like col2im, for the same
+reason) and array ops on CuPy; ``shift_scatter`` is slice assignments on both.
 """
 from __future__ import annotations
 
@@ -48,14 +48,43 @@ def block_counts(out_size, factors):
     return tuple(o + m - 1 for o, m in zip(out_size, factors))
 
 
-def to_blocks(x, stride, blocks):
-    """``x`` (N, C, H, W) -> X (C * sh * sw, N * bh * bw); pixels past bh * sh rows or bw * sw
-    columns (which no window reaches) are dropped."""
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _to_blocks_numba(x, scale, out):
+    channels, sh, sw, n_batch, bh, bw = out.shape
+    for c in range(channels):
+        for q in range(sh):
+            for r in range(sw):
+                for n in range(n_batch):
+                    for i in range(bh):
+                        row = x[n, c, i * sh + q]
+                        for j in range(bw):
+                            out[c, q, r, n, i, j] = row[j * sw + r] * scale
+
+
+def to_blocks(x, stride, blocks, scale=1.0, dtype=None):
+    """``x`` (N, C, H, W) of any real dtype -> X (C * sh * sw, N * bh * bw) of ``dtype`` (x's
+    by default), each value times ``scale``; pixels past bh * sh rows or bw * sw columns (which
+    no window reaches) are dropped.
+
+    On the CPU one serial numba pass converts, scales and moves each value (uint8 frames are
+    read as they are: no float copy of the batch first). Measured on the 2-core Xeon, batch 32 of
+    (4, 84, 84) frames at stride 4: 1.1 ms for NumPy's transposing copy of a float32 batch
+    after 0.5 ms for its conversion, 0.6 ms for the kernel on the uint8 batch. CuPy: one
+    transposing copy with the conversion, then the scale.
+    """
     xp = get_array_module(x)
+    dtype = np.dtype(x.dtype if dtype is None else dtype)
     n, c = x.shape[:2]
     (sh, sw), (bh, bw) = stride, blocks
-    view = x[:, :, :bh * sh, :bw * sw].reshape(n, c, bh, sh, bw, sw).transpose(1, 3, 5, 0, 2, 4)
-    return xp.ascontiguousarray(view).reshape(c * sh * sw, n * bh * bw)
+    if xp is np:
+        out = np.empty((c, sh, sw, n, bh, bw), dtype)
+        _to_blocks_numba(x, dtype.type(scale), out)
+    else:
+        view = x[:, :, :bh * sh, :bw * sw].reshape(n, c, bh, sh, bw, sw).transpose(1, 3, 5, 0, 2, 4)
+        out = xp.ascontiguousarray(view, dtype=dtype)
+        if scale != 1:
+            out *= dtype.type(scale)
+    return out.reshape(c * sh * sw, n * bh * bw)
 
 
 def block_weight(weight, stride, factors):

@@ -54,12 +54,17 @@ class Conv2d(Module):
 
     ``weight`` (out_channels, in_channels, kh, kw), ``bias`` (out_channels,); output
     (N, out_channels, (H + 2p - kh) // s + 1, (W + 2p - kw) // s + 1).
+
+    ``input_scale`` multiplies the input on its way in: a first layer with ``input_scale=1/255``
+    takes raw uint8 frames and computes what it would on the frames scaled to [0, 1], without
+    a float copy of the batch (see :class:`rlkit.functions.Conv2d`).
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 bias: bool = True):
+                 bias: bool = True, input_scale: float = 1.0):
         super().__init__()
         self.in_channels, self.out_channels = in_channels, out_channels
+        self.input_scale = float(input_scale)
         self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
         fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
         self.weight = Parameter(np.empty((out_channels, in_channels) + self.kernel_size, np.float32))
@@ -72,7 +77,7 @@ class Conv2d(Module):
     def forward(self, x: Tensor) -> Tensor:
         x = as_tensor(x)
         self._check_input(x.shape)
-        fn = F.Conv2d(stride=self.stride, padding=self.padding)
+        fn = F.Conv2d(stride=self.stride, padding=self.padding, input_scale=self.input_scale)
         return fn(x, self.weight) if self.bias is None else fn(x, self.weight, self.bias)
 
     def _check_input(self, shape) -> None:
@@ -89,8 +94,9 @@ class Conv2d(Module):
             raise ValueError(f"{self!r}: input {tuple(shape)} is smaller than the kernel")
 
     def extra_repr(self) -> str:
+        scale = f", input_scale={self.input_scale:g}" if self.input_scale != 1 else ""
         return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
+                f"stride={self.stride}, padding={self.padding}{scale}")
 
 
 class MaxPool2d(Module):

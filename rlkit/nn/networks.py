@@ -33,15 +33,16 @@ def q_head(in_features: int, hidden: int, n_outputs: int, dueling: bool = False)
 
 
 def nature_cnn(in_channels: int = 4, n_outputs: int = 18, hidden: int = 512,
-               dueling: bool = False) -> Sequential:
+               dueling: bool = False, input_scale: float = 1.0) -> Sequential:
     """The DQN network of Mnih et al. (2015), the table in the book's Deep Q Learning chapter.
 
     Input (N, in_channels, 84, 84) -> conv 8x8/4 (32) -> conv 4x4/2 (64) -> conv 3x3/1 (64)
     -> fc 512 -> fc n_outputs, ReLU between; feature maps (N,32,20,20), (N,64,9,9), (N,64,7,7).
     9.35M multiply-adds per input. ``dueling`` replaces the two fc layers by a DuelingHead.
+    ``input_scale`` goes to the first convolution: 1/255 takes raw uint8 frames.
     """
     return Sequential(
-        Conv2d(in_channels, 32, kernel_size=8, stride=4), ReLU(),
+        Conv2d(in_channels, 32, kernel_size=8, stride=4, input_scale=input_scale), ReLU(),
         Conv2d(32, 64, kernel_size=4, stride=2), ReLU(),
         Conv2d(64, 64, kernel_size=3, stride=1), ReLU(),
         Flatten(),
@@ -50,16 +51,16 @@ def nature_cnn(in_channels: int = 4, n_outputs: int = 18, hidden: int = 512,
 
 
 def small_cnn(in_channels: int = 4, n_outputs: int = 18, hidden: int = 256,
-              dueling: bool = False) -> Sequential:
+              dueling: bool = False, input_scale: float = 1.0) -> Sequential:
     """The first DQN network, of Mnih et al. (2013, "Playing Atari with Deep RL").
 
     Input (N, in_channels, 84, 84) -> conv 8x8/4 (16) -> conv 4x4/2 (32) -> fc 256
     -> fc n_outputs, ReLU between; feature maps (N,16,20,20), (N,32,9,9). 3.0M multiply-adds
     per input, a third of the Nature CNN's. ``dueling`` replaces the two fc layers by a
-    DuelingHead.
+    DuelingHead. ``input_scale`` goes to the first convolution, as in :func:`nature_cnn`.
     """
     return Sequential(
-        Conv2d(in_channels, 16, kernel_size=8, stride=4), ReLU(),
+        Conv2d(in_channels, 16, kernel_size=8, stride=4, input_scale=input_scale), ReLU(),
         Conv2d(16, 32, kernel_size=4, stride=2), ReLU(),
         Flatten(),
         *q_head(32 * 9 * 9, hidden, n_outputs, dueling),
