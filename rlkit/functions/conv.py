@@ -56,9 +56,8 @@ class Conv2d(Function):
             factors = blocks.block_factors(self.kernel, self.stride, self.padding)
         self.block_layout = None
         if factors:
-            out = self._forward_blocks(x, weight, out_size, factors)
-        else:
-            out = self._forward_im2col(self._scaled(x, weight.dtype), weight, out_size)
+            return self._forward_blocks(x, weight, bias, out_size, factors)
+        out = self._forward_im2col(self._scaled(x, weight.dtype), weight, out_size)
         if bias is not None:
             out += bias[:, None, None]
         return out
@@ -115,9 +114,9 @@ class Conv2d(Function):
         out = cols @ w_rows.T                                                  # (N*OH*OW, O)
         return _from_channels_last(out.reshape(n, *out_size, o))
 
-    def _forward_blocks(self, x, weight, out_size, factors):
-        """The block product Y is mh*mw times the size of the output: made and summed a chunk
-        of the batch at a time, it never leaves the caches."""
+    def _forward_blocks(self, x, weight, bias, out_size, factors):
+        """The block product Y is mh*mw times the size of the output: made and summed (with
+        the bias) a chunk of the batch at a time, it never leaves the caches."""
         xp = get_array_module(x)
         o, n = weight.shape[0], x.shape[0]
         counts = blocks.block_counts(out_size, factors)
@@ -131,7 +130,7 @@ class Conv2d(Function):
             x_part = blocks.to_blocks(x[part], self.stride, counts,            # (C*sh*sw, n*bh*bw)
                                       self.input_scale, dtype)
             y = (w_blocks @ x_part).reshape(*factors, o, part.stop - part.start, *counts)
-            blocks.shift_add(y, out[part])
+            blocks.shift_add(y, out[part], bias)
             if recording:
                 x_blocks.append(x_part)
         if recording:
