@@ -47,9 +47,9 @@ BLOCK_CASES = [  # (N, C, H, W), out channels, kernel, stride: kernels 1 or 2 st
 
 @pytest.mark.parametrize("x_shape,out_channels,kernel,stride", BLOCK_CASES)
 def test_no_grad_conv_on_blocks_equals_im2col(x_shape, out_channels, kernel, stride):
-    """Large convolutions under no_grad run on space-to-depth blocks; recorded ones through
+    """Few-channel convolutions under no_grad run on space-to-depth blocks; recorded ones through
     im2col (gradchecked above). Both give the same output."""
-    from rlkit.functions.conv import BLOCKS_MAX_CHANNELS, BLOCKS_MIN_OUTPUTS
+    from rlkit.functions.conv import BLOCKS_MAX_CHANNELS
     from rlkit.kernels import blocks
     x = R.standard_normal(x_shape)
     w, b = R.standard_normal((out_channels, x_shape[1]) + kernel), R.standard_normal(out_channels)
@@ -59,8 +59,7 @@ def test_no_grad_conv_on_blocks_equals_im2col(x_shape, out_channels, kernel, str
     recorded = conv(Tensor(x, requires_grad=True), Tensor(w), Tensor(b))
     assert hasattr(conv, "saved")  # the recorded call kept its im2col columns for backward
     np.testing.assert_allclose(on_blocks, recorded.numpy(), rtol=1e-10, atol=1e-10)
-    out_pixels = x_shape[0] * recorded.shape[2] * recorded.shape[3]
-    assert out_pixels >= BLOCKS_MIN_OUTPUTS and blocks.block_factors(kernel, stride, (0, 0))
+    assert blocks.block_factors(kernel, stride, (0, 0))
     assert x_shape[1] <= BLOCKS_MAX_CHANNELS
 
 
@@ -356,15 +355,24 @@ def test_relu_kernels_match_the_array_op_path_at_zero_nan_and_any_layout():
 
 
 def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight():
-    """uint8 frames through a first layer: on blocks (batch 32) as through im2col (batch 1),
-    the output is float32, never the input's uint8."""
+    """uint8 frames through a first layer: on blocks as through im2col (a recorded input
+    gradient cannot be asked of uint8, so im2col is forced here by a padding), the output is
+    float32, never the input's uint8."""
     x = R.integers(0, 256, (32, 4, 84, 84)).astype(np.uint8)
     w = R.standard_normal((16, 4, 8, 8)).astype(np.float32)
     with rlkit.no_grad():
         on_blocks = F.Conv2d((4, 4), (0, 0))(Tensor(x), Tensor(w)).numpy()
-        single = F.Conv2d((4, 4), (0, 0))(Tensor(x[:1]), Tensor(w)).numpy()
-    assert on_blocks.dtype == single.dtype == np.float32
-    np.testing.assert_allclose(on_blocks[:1], single, rtol=1e-5, atol=1e-2)
+        padded = F.Conv2d((4, 4), (4, 4))
+        through_im2col = padded(Tensor(x[:1]), Tensor(w)).numpy()
+    assert hasattr(padded, "saved")
+    assert on_blocks.dtype == through_im2col.dtype == np.float32
+    np.testing.assert_allclose(on_blocks[:1], through_im2col[:, :, 1:-1, 1:-1], rtol=1e-5, atol=1e-2)
+
+
+def test_first_layer_on_blocks_backward_on_an_empty_batch():
+    conv, w = F.Conv2d((4, 4), (0, 0)), Tensor(R.standard_normal((2, 4, 8, 8)), requires_grad=True)
+    conv(Tensor(np.zeros((0, 4, 84, 84))), w).sum().backward()
+    assert conv.block_layout is not None and w.grad.shape == (2, 4, 8, 8) and not w.grad.any()
 
 
 def test_conv2d_backward_on_an_empty_batch():
@@ -387,23 +395,24 @@ def test_blocks_only_for_few_input_channels():
         assert (channels <= BLOCKS_MAX_CHANNELS) == on_blocks
 
 
-@pytest.mark.parametrize("batch,recorded", [(32, False), (32, True), (1, False)])
-def test_input_scale_on_uint8_frames_equals_the_scaled_float_frames(batch, recorded):
+@pytest.mark.parametrize("batch,recorded,padding", [(32, False, 0), (32, True, 0), (1, False, 0),
+                                                    (2, False, 4), (2, True, 4)])
+def test_input_scale_on_uint8_frames_equals_the_scaled_float_frames(batch, recorded, padding):
     """A first layer with input_scale 1/255 on raw uint8 frames gives bit for bit what it gives
-    on the frames converted and scaled in float32 first (the agents' old input): on the blocks
-    (batch 32, with or without a graph) as through im2col (batch 1)."""
+    on the frames converted and scaled in float32 first (the agents' old input), with or
+    without a graph: on the blocks, and through im2col (a padded kernel)."""
     frames = R.integers(0, 256, (batch, 4, 84, 84)).astype(np.uint8)
     scaled = frames.astype(np.float32)
     scaled *= np.float32(1 / 255)
     w = R.standard_normal((16, 4, 8, 8)).astype(np.float32)
     outputs = []
     for x, scale in ((frames, 1 / 255), (scaled, 1.0)):
-        conv = F.Conv2d((4, 4), (0, 0), input_scale=scale)
+        conv = F.Conv2d((4, 4), (padding, padding), input_scale=scale)
         weight = Tensor(w, requires_grad=recorded)
         if recorded:
             out = conv(Tensor(x), weight)
             out.sum().backward()
-            assert conv.block_layout is not None
+            assert (conv.block_layout is not None) == (padding == 0)
             outputs.append((out.numpy(), weight.grad))
         else:
             with rlkit.no_grad():

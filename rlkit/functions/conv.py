@@ -8,13 +8,11 @@ from rlkit.kernels import blocks
 from rlkit.kernels.im2col import col2im, im2col, output_size
 from rlkit.tensor import Function
 
-# output pixels (N * OH * OW) from which a forward whose input needs no gradient takes the block
-# path: a batch of 32 Nature-CNN first layers (12,800) gains, a single frame (400) loses
-# (rlkit/kernels/blocks.py; measured against the channels-first im2col this project had before,
-# and again for the first layer at batches 1-32 against the channels-last one: 0.09 vs 0.10 ms
-# at batch 1, 2.2 vs 3.2 ms at 32)
-BLOCKS_MIN_OUTPUTS = 2048
-# input channels up to which it does: with more, each channels-last im2col row is made of long
+# input channels up to which a forward whose input needs no gradient takes the block path (at
+# any batch size: with the kernels compiled per stride the blocks beat the channels-last im2col
+# from a single frame on, measured on the 2-core Xeon under no_grad, ms, im2col -> blocks: the
+# Nature first layer at batch 1 0.21 -> 0.16, 4 0.69 -> 0.37, 8 0.63 -> 0.64; the 2013 one at
+# batch 1 0.18 -> 0.10); with more, each channels-last im2col row is made of long
 # runs (kw * C values) and beats the blocks' four shifted sums (measured on the Zen 5, 4x4/2
 # layers without a graph, batch 32: 16 channels 0.68 -> 0.53 ms, 32 channels 1.75 -> 1.6 ms),
 # while a frame stack's 4 channels keep the blocks (8x8/4, batch 32: 2.2 vs 3.2 ms)
@@ -51,8 +49,7 @@ class Conv2d(Function):
         # set by Function.__call__ only when it records
         needs_x_grad = bool(self.needs_input_grad) and self.needs_input_grad[0]
         factors = None
-        if (not needs_x_grad and x.shape[1] <= BLOCKS_MAX_CHANNELS
-                and n * out_size[0] * out_size[1] >= BLOCKS_MIN_OUTPUTS):
+        if not needs_x_grad and x.shape[1] <= BLOCKS_MAX_CHANNELS:
             factors = blocks.block_factors(self.kernel, self.stride, self.padding)
         self.block_layout = None
         if factors:
@@ -144,10 +141,12 @@ class Conv2d(Function):
         parts, x_blocks, weight_shape, factors, counts = self.block_layout
         gw = None
         if self.needs_input_grad[1]:
-            gw_blocks = 0
+            o, c = weight_shape[:2]
+            gw_blocks = get_array_module(g).zeros(                             # (mh*mw*O, C*sh*sw)
+                (factors[0] * factors[1] * o, c * self.stride[0] * self.stride[1]), g.dtype)
             for part, x_part in zip(parts, x_blocks):
                 dy = blocks.shift_scatter(g[part], factors, counts)            # (mh*mw*O, n*bh*bw)
-                gw_blocks = gw_blocks + dy @ x_part.T
+                gw_blocks += dy @ x_part.T
             gw = blocks.unblock_weight(gw_blocks, weight_shape, self.stride, factors)
         if len(self.needs_input_grad) == 3:
             return None, gw, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
