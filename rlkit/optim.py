@@ -159,6 +159,11 @@ class RMSProp(Optimizer):
         xp = get_array_module(param)
         if self.weight_decay:
             grad = grad + self.weight_decay * param
+        if xp is np:
+            scalar = param.dtype.type
+            _rmsprop_numba(param, grad, self.square_avg, scalar(self.alpha), scalar(1 - self.alpha),
+                           scalar(self.lr), scalar(self.eps))
+            return
         self.square_avg *= self.alpha
         self.square_avg += (1 - self.alpha) * grad * grad
         param -= self.lr * grad / (xp.sqrt(self.square_avg) + self.eps)
@@ -189,9 +194,10 @@ class Adam(Optimizer):
         step_size = self.lr / (1 - self.beta1 ** self.steps)
         inv_bias2 = 1.0 / math.sqrt(1 - self.beta2 ** self.steps)
         if xp is np:
-            scalar = param.dtype.type  # float32 constants keep the loop in float32
+            scalar = param.dtype.type  # constants of the parameters' dtype keep the loop in it
             _adam_numba(param, grad, self.exp_avg, self.exp_avg_sq, scalar(self.beta1),
-                        scalar(self.beta2), scalar(step_size), scalar(inv_bias2), scalar(self.eps))
+                        scalar(1 - self.beta1), scalar(self.beta2), scalar(1 - self.beta2),
+                        scalar(step_size), scalar(inv_bias2), scalar(self.eps))
             return
         b1, b2, m, v = self.beta1, self.beta2, self.exp_avg, self.exp_avg_sq
         m *= b1
@@ -201,17 +207,30 @@ class Adam(Optimizer):
         param -= step_size * m / (xp.sqrt(v) * inv_bias2 + self.eps)
 
 
-# error_model="numpy": no Python ZeroDivisionError check per element, which lets the loop
-# vectorise (6.4 ms -> 1.5 ms for the 1.7M-parameter Nature CNN)
+# error_model="numpy": no Python ZeroDivisionError check per element, which lets the loops
+# vectorise (6.4 ms -> 1.5 ms for the 1.7M-parameter Nature CNN). Every constant comes in as a
+# scalar of the parameters' dtype, 1 - beta included: a Python int in the loop (``1 - b1``)
+# made numba compute in float64 and halved the vector width (Adam on 1.4M float32 parameters,
+# 2-core Xeon: 2.68 -> 1.02 ms, now the same float32 arithmetic as NumPy's and PyTorch's).
 @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-def _adam_numba(param, grad, m, v, b1, b2, step_size, inv_bias2, eps):
+def _adam_numba(param, grad, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size, inv_bias2, eps):
     """Adam's update in one pass over memory (the array-op form makes about ten)."""
     for k in range(param.size):
         g = grad[k]
-        m_k = b1 * m[k] + (1 - b1) * g
-        v_k = b2 * v[k] + (1 - b2) * g * g
+        m_k = b1 * m[k] + one_minus_b1 * g
+        v_k = b2 * v[k] + one_minus_b2 * g * g
         m[k], v[k] = m_k, v_k
         param[k] -= step_size * m_k / (math.sqrt(v_k) * inv_bias2 + eps)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
+def _rmsprop_numba(param, grad, square_avg, alpha, one_minus_alpha, lr, eps):
+    """RMSProp's update in one pass over memory (the array-op form makes six)."""
+    for k in range(param.size):
+        g = grad[k]
+        s_k = alpha * square_avg[k] + one_minus_alpha * g * g
+        square_avg[k] = s_k
+        param[k] -= lr * g / (math.sqrt(s_k) + eps)
 
 
 def clip_grad_norm_(parameters, max_norm: float) -> float:

@@ -56,6 +56,31 @@ def test_adam_formula_and_first_step_size_is_lr():
     np.testing.assert_allclose(q, [[0.5 - 0.03], [-0.5 + 0.03]], rtol=1e-4)  # constant grads: lr per step
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_updates_compute_in_the_parameters_dtype(dtype):
+    """The numba passes of Adam and RMSProp give bit for bit the array-op form evaluated in
+    the parameters' own dtype (float32 stays float32, as in PyTorch)."""
+    rng = np.random.default_rng(3)
+    x0, g = rng.standard_normal(1000).astype(dtype), rng.standard_normal(1000).astype(dtype)
+    c = dtype  # every constant a scalar of the dtype, as the optimisers pass them
+    for cls, kwargs in ((optim.Adam, dict(lr=1e-3, eps=1e-8)), (optim.RMSProp, dict(lr=1e-2, alpha=0.99, eps=1e-5))):
+        p = nn.Parameter(x0.copy())
+        opt = cls([p], **kwargs)
+        x, m, v = x0.copy(), np.zeros_like(x0), np.zeros_like(x0)
+        for t in range(1, 4):
+            p.grad[...] = g
+            opt.step()
+            if cls is optim.Adam:
+                m = c(0.9) * m + c(1 - 0.9) * g
+                v = c(0.999) * v + c(1 - 0.999) * g * g
+                x -= c(1e-3 / (1 - 0.9 ** t)) * m / (np.sqrt(v) * c(1 / np.sqrt(1 - 0.999 ** t)) + c(1e-8))
+            else:
+                v = c(0.99) * v + c(1 - 0.99) * g * g
+                x -= c(1e-2) * g / (np.sqrt(v) + c(1e-5))
+        assert p.data.dtype == dtype
+        np.testing.assert_array_equal(p.data, x)
+
+
 def test_optimizer_state_round_trip_continues_identically():
     p1, q1 = run_steps(optim.Adam, steps=4, lr=0.01)
     p, q, gp, gq = params_with_grads()
