@@ -314,7 +314,7 @@ def test_lstm_step_forward_from_halved_preactivations_is_the_textbook_step():
     sig = 1 / (1 + np.exp(-z[:, :3 * hidden]))
     i, f, o, g = sig[:, :hidden], sig[:, hidden:2 * hidden], sig[:, 2 * hidden:], np.tanh(z[:, 3 * hidden:])
     c_expected = f * c_prev + i * g
-    for cell in (kernels._cell_numba, kernels.cell_arrays):
+    for cell in (lambda *a: kernels._cell_numba(*a, 0.5), kernels.cell_arrays):
         act, c = np.empty_like(z), np.empty((n, hidden))
         np.tanh(z_half, out=act)
         cell(act, c_prev, c)
@@ -325,20 +325,30 @@ def test_lstm_step_forward_from_halved_preactivations_is_the_textbook_step():
     np.testing.assert_allclose(h, o * np.tanh(c_expected), rtol=1e-12, atol=1e-12)
 
 
-def test_lstm_numba_backward_kernel_matches_the_array_op_path():
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lstm_numba_kernels_match_the_array_op_path(dtype):
+    """Bit for bit, in the arrays' own dtype (the kernels take their constants in it)."""
     from rlkit.kernels import lstm as kernels
     n, hidden = 3, 5
-    act, c_prev, tanh_c = np.empty((n, 4 * hidden)), R.standard_normal((n, hidden)), np.empty((n, hidden))
-    kernels.step_forward(R.standard_normal((n, 4 * hidden)) * 3, c_prev, act, np.empty((n, hidden)),
-                         tanh_c, np.empty((n, hidden)))
-    dh, dc_start = R.standard_normal((n, hidden)), R.standard_normal((n, hidden))
+    z = (R.standard_normal((n, 4 * hidden)) * 3).astype(dtype)
+    c_prev = R.standard_normal((n, hidden)).astype(dtype)
+    states = []
+    for cell in (lambda *a: kernels._cell_numba(*a, dtype(0.5)), kernels.cell_arrays):
+        act, c = np.tanh(z), np.empty((n, hidden), dtype)
+        cell(act, c_prev, c)
+        states.append((act, c))
+    np.testing.assert_array_equal(states[0][0], states[1][0])
+    np.testing.assert_array_equal(states[0][1], states[1][1])
+    act, c, tanh_c = states[0][0], states[0][1], np.tanh(states[0][1])
+    dh, dc_start = (R.standard_normal((n, hidden)).astype(dtype) for _ in range(2))
     grads = []
-    for backward in (kernels._backward_numba, kernels.backward_arrays):
-        dc, dz = dc_start.copy(), np.empty((n, 4 * hidden))
+    for backward in (lambda *a: kernels._backward_numba(*a, dtype(1)), kernels.backward_arrays):
+        dc, dz = dc_start.copy(), np.empty((n, 4 * hidden), dtype)
         backward(dh, dc, act, c_prev, tanh_c, dz)   # dc becomes d(previous cell) in place
         grads.append((dz, dc))
     for a, b in zip(*grads):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(a, b)
 
 
 def test_relu_kernels_match_the_array_op_path_at_zero_nan_and_any_layout():

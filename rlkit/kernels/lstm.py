@@ -20,8 +20,10 @@ import numpy as np
 from rlkit.backend import get_array_module
 
 
+# The constants come in as scalars of the arrays' dtype: a Python 1 or 0.5 in the loop makes
+# numba compute in float64 (see rlkit/optim.py), where the array-op twins stay in float32.
 @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-def _backward_numba(dh, dc, act, c_prev, tanh_c, dz):
+def _backward_numba(dh, dc, act, c_prev, tanh_c, dz, one):
     n, four_h = act.shape
     hidden = four_h // 4
     for r in range(n):
@@ -29,21 +31,21 @@ def _backward_numba(dh, dc, act, c_prev, tanh_c, dz):
             i, f = act[r, k], act[r, hidden + k]
             o, g = act[r, 2 * hidden + k], act[r, 3 * hidden + k]
             t = tanh_c[r, k]
-            d_c = dc[r, k] + dh[r, k] * o * (1 - t * t)
-            dz[r, k] = d_c * g * i * (1 - i)
-            dz[r, hidden + k] = d_c * c_prev[r, k] * f * (1 - f)
-            dz[r, 2 * hidden + k] = dh[r, k] * t * o * (1 - o)
-            dz[r, 3 * hidden + k] = d_c * i * (1 - g * g)
+            d_c = dc[r, k] + dh[r, k] * o * (one - t * t)
+            dz[r, k] = d_c * g * i * (one - i)
+            dz[r, hidden + k] = d_c * c_prev[r, k] * f * (one - f)
+            dz[r, 2 * hidden + k] = dh[r, k] * t * o * (one - o)
+            dz[r, 3 * hidden + k] = d_c * i * (one - g * g)
             dc[r, k] = d_c * f  # becomes the gradient of the previous cell state
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _cell_numba(act, c_prev, c):
+def _cell_numba(act, c_prev, c, half):
     n, four_h = act.shape
     hidden = four_h // 4
     for r in range(n):
         for k in range(3 * hidden):
-            act[r, k] = 0.5 * act[r, k] + 0.5  # tanh(x / 2) -> sigmoid(x)
+            act[r, k] = half * act[r, k] + half  # tanh(x / 2) -> sigmoid(x)
         for k in range(hidden):
             c[r, k] = act[r, hidden + k] * c_prev[r, k] + act[r, k] * act[r, 3 * hidden + k]
 
@@ -66,7 +68,7 @@ def step_forward(z_half, c_prev, act, c, tanh_c, h):
     hidden = z_half.shape[1] // 4
     xp.tanh(z_half, out=act)
     if xp is np:
-        _cell_numba(act, c_prev, c)
+        _cell_numba(act, c_prev, c, act.dtype.type(0.5))
     else:
         cell_arrays(act, c_prev, c)
     xp.tanh(c, out=tanh_c)
@@ -88,6 +90,6 @@ def backward_arrays(dh, dc, act, c_prev, tanh_c, dz):
 def step_backward(dh, dc, act, c_prev, tanh_c, dz):
     """One step back: ``dz`` (N, 4H) from dh, dc (N, H); ``dc`` becomes d(previous cell)."""
     if get_array_module(dz) is np:
-        _backward_numba(dh, dc, act, c_prev, tanh_c, dz)
+        _backward_numba(dh, dc, act, c_prev, tanh_c, dz, dz.dtype.type(1))
     else:
         backward_arrays(dh, dc, act, c_prev, tanh_c, dz)
