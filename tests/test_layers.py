@@ -111,6 +111,14 @@ def test_shift_scatter_is_the_adjoint_of_shift_add():
     np.testing.assert_allclose((blocks.shift_add(y, np.empty(g.shape)) * g).sum(), (y * scattered).sum(), rtol=1e-12)
 
 
+def test_shift_scatter_numba_kernel_matches_the_array_op_path():
+    from rlkit.kernels import blocks
+    g = R.standard_normal((4, 3, 5, 4)).astype(np.float32)        # (N, O, OH, OW)
+    for factors, counts in (((2, 2), (6, 5)), ((2, 1), (7, 4)), ((1, 2), (5, 6))):
+        np.testing.assert_array_equal(blocks.shift_scatter(g, factors, counts),
+                                      blocks.shift_scatter_arrays(g, factors, counts))
+
+
 def test_shift_add_numba_kernel_matches_the_array_op_path():
     from rlkit.kernels import blocks
     y = R.standard_normal((2, 2, 3, 4, 6, 5))

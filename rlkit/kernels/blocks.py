@@ -20,8 +20,8 @@ of few input channels (``BLOCKS_MAX_CHANNELS``: frame stacks) whose input needs 
 below are compiled per stride, the blocks win from a single frame on (the Nature first layer
 at batch 1: 0.21 ms on im2col, 0.16 ms on blocks, 2-core Xeon).
 
-``to_blocks`` and ``shift_add`` are numba loops on the CPU (serial, like col2im, for the same
-reason) and array ops on CuPy; ``shift_scatter`` is slice assignments on both.
+``to_blocks``, ``shift_add`` and ``shift_scatter`` are numba loops on the CPU (serial, like
+col2im, for the same reason) and array ops on CuPy.
 """
 from __future__ import annotations
 
@@ -150,10 +150,38 @@ def shift_add(y, out, bias=None):
     return out
 
 
-def shift_scatter(g, factors, blocks):
-    """The adjoint of ``shift_add``: g (N, O, OH, OW) -> dY (mh * mw * O, N * bh * bw) with
-    ``dY[(p, pp, o), (n, i + p, j + pp)] = g[n, o, i, j]`` (zero where no output reads a block).
-    """
+@functools.lru_cache(maxsize=None)
+def _shift_scatter_kernel(mh: int, mw: int):
+    """The numba ``shift_scatter`` loop for factors (mh, mw): each row of dY written once,
+    zeros and values together (the slice assignments fill zeros, then write each of the mh * mw
+    shifted copies through a transposed view: 0.70 -> 0.30 ms for the 2013 first layer's
+    output gradient at batch 32, 2-core Xeon)."""
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def kernel(g, dy):
+        n_batch, channels, oh, ow = g.shape
+        bh, bw = dy.shape[4], dy.shape[5]
+        for p in range(mh):
+            for q in range(mw):
+                for o in range(channels):
+                    for n in range(n_batch):
+                        for i in range(bh):
+                            row = dy[p, q, o, n, i]
+                            if i < p or i - p >= oh:
+                                for j in range(bw):
+                                    row[j] = 0
+                                continue
+                            source = g[n, o, i - p]
+                            for j in range(q):
+                                row[j] = 0
+                            for j in range(ow):
+                                row[q + j] = source[j]
+                            for j in range(q + ow, bw):
+                                row[j] = 0
+    return kernel
+
+
+def shift_scatter_arrays(g, factors, blocks):
+    """Array-op ``shift_scatter`` (NumPy or CuPy)."""
     xp = get_array_module(g)
     n, o, oh, ow = g.shape
     (mh, mw), (bh, bw) = factors, blocks
@@ -162,6 +190,19 @@ def shift_scatter(g, factors, blocks):
     for p in range(mh):
         for q in range(mw):
             dy[p, q, :, :, p:p + oh, q:q + ow] = g_t
+    return dy.reshape(mh * mw * o, n * bh * bw)
+
+
+def shift_scatter(g, factors, blocks):
+    """The adjoint of ``shift_add``: g (N, O, OH, OW) -> dY (mh * mw * O, N * bh * bw) with
+    ``dY[(p, pp, o), (n, i + p, j + pp)] = g[n, o, i, j]`` (zero where no output reads a block).
+    """
+    if get_array_module(g) is not np:
+        return shift_scatter_arrays(g, factors, blocks)
+    n, o = g.shape[:2]
+    (mh, mw), (bh, bw) = factors, blocks
+    dy = np.empty((mh, mw, o, n, bh, bw), g.dtype)
+    _shift_scatter_kernel(mh, mw)(g, dy)
     return dy.reshape(mh * mw * o, n * bh * bw)
 
 
