@@ -25,16 +25,17 @@ CHUNK_BYTES = 4 * 2**20
 class Conv2d(Function):
     """``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), optional ``bias`` (O,) -> (N, O, OH, OW).
 
-    No kernel flip: ``out[n, o, i, j] = sum_{c,a,b} w[o, c, a, b] * s * x_pad[n, c, i*sh + a, j*sw + b]``
-    with ``s = input_scale``. ``stride`` and ``padding`` are (height, width) pairs. ``x`` may be
-    of an integer dtype (uint8 frames, with ``input_scale=1/255``): it is converted to the
-    weight's dtype and scaled on the way in, inside the block copy when the blocks apply (no
-    float copy of the batch is made), else in one pass before im2col. Through im2col and one GEMM; a large
-    convolution of a few input channels with an unpadded kernel one or two strides wide (the
-    DQN networks' 8x8/4 first layers) runs on space-to-depth blocks instead
-    (rlkit/kernels/blocks.py) when it records no graph, or records one that needs no input
-    gradient (a network's first layer on data): its backward then computes the weight gradient
-    in the block layout, and no input gradient.
+    No kernel flip: ``out[n, o, i, j] = sum_{c,a,b} w[o, c, a, b] * s * x_pad[n, c, i*sh + a,
+    j*sw + b]`` with ``s = input_scale``. ``stride`` and ``padding`` are (height, width) pairs.
+    ``x`` may be of an integer dtype (uint8 frames, with ``input_scale=1/255``): it is converted
+    to the weight's dtype and scaled on the way in, inside the block copy when the blocks apply
+    (no float copy of the batch is made), else in one pass before im2col.
+
+    Through im2col and one GEMM; a convolution of a few input channels with an unpadded kernel
+    one or two strides wide (the DQN networks' 8x8/4 first layers) runs on space-to-depth
+    blocks instead (rlkit/kernels/blocks.py) when it records no graph, or records one that
+    needs no input gradient (a network's first layer on data): its backward then computes the
+    weight gradient in the block layout, and no input gradient.
     """
 
     def __init__(self, stride=(1, 1), padding=(0, 0), input_scale: float = 1.0):
