@@ -191,6 +191,25 @@ def test_linear_gradients_and_batched_input():
     assert gradcheck_module(nn.Linear(4, 2, bias=False), R.standard_normal((2, 3, 4)))
 
 
+@pytest.mark.parametrize("x_shape", [(2, 300), (32, 300), (33, 300), (4, 8, 300), (300,)])
+def test_linear_forward_for_few_rows_and_a_large_weight(x_shape):
+    """Up to 32 rows against a large weight the product runs as (W @ x.T).T (faster in
+    OpenBLAS); every shape gives x @ W.T + b, C-contiguous, and the same gradients."""
+    from rlkit.functions import linear
+    w, b = R.standard_normal((200, 300)), R.standard_normal(200)
+    assert w.size >= linear.WEIGHT_FIRST_MIN_SIZE
+    x = Tensor(R.standard_normal(x_shape), requires_grad=True)
+    weight, bias = Tensor(w, requires_grad=True), Tensor(b, requires_grad=True)
+    out = F.Linear()(x, weight, bias)
+    assert out.data.flags.c_contiguous and out.shape == x_shape[:-1] + (200,)
+    np.testing.assert_allclose(out.numpy(), x.numpy() @ w.T + b, rtol=1e-12, atol=1e-12)
+    g = R.standard_normal(out.shape)
+    out.backward(g)
+    g2, x2 = g.reshape(-1, 200), x.numpy().reshape(-1, 300)
+    np.testing.assert_allclose(weight.grad, g2.T @ x2, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(x.grad, g @ w, rtol=1e-12, atol=1e-12)
+
+
 def test_conv_module_gradients():
     assert gradcheck_module(nn.Conv2d(2, 3, kernel_size=(3, 2), stride=(2, 1), padding=1),
                             R.standard_normal((2, 2, 6, 5)))

@@ -1,5 +1,16 @@
 """Fully connected layer as one fused op: y = x @ W.T + b."""
+import numpy as np
+
+from rlkit.backend import get_array_module
 from rlkit.tensor import Function
+
+# OpenBLAS computes x @ W.T for a few rows of x and a large W at half speed: it repacks all of W
+# for the few rows. (W @ x.T).T does the same products with W as the left operand. Measured on
+# the 2-core Xeon, ms, x @ W.T -> (W @ x.T).T made contiguous: 8 x 3136 -> 512 (PPO acting)
+# 0.86 -> 0.43, 32 x 2592 -> 256 (the dueling streams) 0.66 -> 0.41, 32 x 3136 -> 512 1.48 ->
+# 0.93; equal at 80 rows, slower at 256 (6.1 vs 5.6) and for small weights
+WEIGHT_FIRST_MAX_ROWS = 32
+WEIGHT_FIRST_MIN_SIZE = 2**15
 
 
 class Linear(Function):
@@ -7,7 +18,13 @@ class Linear(Function):
 
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
-        out = x @ weight.T
+        rows = x.size // x.shape[-1] if x.shape[-1] else 0
+        if (get_array_module(x) is np and 1 < rows <= WEIGHT_FIRST_MAX_ROWS
+                and weight.size >= WEIGHT_FIRST_MIN_SIZE):
+            product = weight @ x.reshape(rows, -1).T                          # (out, rows)
+            out = np.ascontiguousarray(product.T).reshape(*x.shape[:-1], weight.shape[0])
+        else:
+            out = x @ weight.T
         if bias is not None:
             out += bias
         return out
