@@ -101,7 +101,7 @@ class ObsAdapter:
             return Tensor(xp.asarray(obs))
         batch = xp.asarray(obs).astype(np.float32)
         if space.dtype == np.uint8:
-            batch *= np.float32(1.0 / 255.0)
+            batch *= np.float32(FRAME_SCALE)
         return Tensor(batch)
 
 

@@ -47,12 +47,12 @@ class RlkitSide:
     def __init__(self, threads: int):
         # numba and OpenBLAS take their thread counts from the environment the parent set
         import rlkit
+        from agents.networks import FRAME_SCALE
         from rlkit import Tensor, nn, no_grad, optim
         self.module, self.nn, self.optim, self.no_grad, self._Tensor = rlkit, nn, optim, no_grad, Tensor
-
-    # a network on frames takes them as uint8 and its first convolution scales them, as the
-    # agents build it (agents/networks.py)
-    frame_conv = {"input_scale": 1 / 255}
+        # a network on frames takes them as uint8 and its first convolution scales them, as the
+        # agents build it
+        self.frame_conv = {"input_scale": FRAME_SCALE}
 
     def tensor(self, array: np.ndarray):
         return self._Tensor(array)

@@ -14,7 +14,8 @@ first layer 3.4 -> 2.5 ms), but batch 1 0.39 -> 0.48 ms (more small calls). With
 for the input the backward through blocks (a shifted scatter of the input gradient too) cost
 more than the forward saved. Since im2col went channels last (rows of kw * C adjacent values),
 it is as fast or faster for inputs of many channels, so Conv2d uses blocks only for forwards
-of few input channels (``BLOCKS_MAX_CHANNELS``: frame stacks) whose input needs no gradient (target networks, evaluation, a first layer on data: only the weight gradient,
+of few input channels (``BLOCKS_MAX_CHANNELS``: frame stacks) whose input needs no gradient
+(target networks, evaluation, a first layer on data: only the weight gradient,
 ``shift_scatter`` of the output gradient then one GEMM), a batch chunk at a time
 (``CHUNK_BYTES``: Y is mh * mw times the output), and im2col otherwise. Since the kernels
 below are compiled per stride, the blocks win from a single frame on (the Nature first layer
