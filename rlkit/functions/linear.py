@@ -19,8 +19,9 @@ class Linear(Function):
     def forward(self, x, weight, bias=None):
         self.x, self.weight = x, weight
         rows = x.size // x.shape[-1] if x.shape[-1] else 0
-        if (get_array_module(x) is np and 1 < rows <= WEIGHT_FIRST_MAX_ROWS
-                and weight.size >= WEIGHT_FIRST_MIN_SIZE):
+        # cheapest test first: small layers (an MLP's) never reach the others
+        if (weight.size >= WEIGHT_FIRST_MIN_SIZE and 1 < rows <= WEIGHT_FIRST_MAX_ROWS
+                and get_array_module(x) is np):
             product = weight @ x.reshape(rows, -1).T                          # (out, rows)
             out = np.ascontiguousarray(product.T).reshape(*x.shape[:-1], weight.shape[0])
         else:
