@@ -2,8 +2,8 @@
 
 Gate order i, f, o, g (the book's): the first 3H rows of the weights feed sigmoid gates, the
 last H the tanh candidate. c' = f * c + i * g, h' = o * tanh(c'). The input projection of all
-time steps is one GEMM, and so are the weight gradients, so the Python loop holds only the
-recurrent GEMM and the element-wise step kernels (rlkit/kernels/lstm.py).
+time steps is one GEMM with the bias in it, and so are the weight gradients, so the Python
+loop holds only the recurrent GEMM and the element-wise step kernels (rlkit/kernels/lstm.py).
 """
 from rlkit.backend import get_array_module
 from rlkit.kernels import lstm as kernels
@@ -18,14 +18,19 @@ class LSTMSequence(Function):
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
         xp = get_array_module(x)
-        n, steps, _ = x.shape
+        n, steps, n_in = x.shape
         hidden = h0.shape[1]
-        # time-major projections, so each step reads one contiguous (N, 4H) block
-        projected = (x.transpose(1, 0, 2).reshape(steps * n, -1) @ w_ih.T + (b_ih + b_hh))
-        projected = projected.reshape(steps, n, 4 * hidden)
-        # halve the sigmoid gates' pre-activations once here, not every step: the step kernel
-        # then gets all four gates from one tanh (sigmoid(x) = (1 + tanh(x / 2)) / 2)
-        projected[:, :, :3 * hidden] *= 0.5
+        # Time-major inputs with a column of ones, so that the bias rides in the projection GEMM
+        # (and its gradient in the weight gradient's) instead of two passes over (T, N, 4H).
+        inputs = xp.empty((steps, n, n_in + 1), dtype=x.dtype)
+        inputs[:, :, :n_in] = x.transpose(1, 0, 2)
+        inputs[:, :, n_in] = 1
+        inputs = inputs.reshape(steps * n, n_in + 1)
+        w_in = xp.concatenate([w_ih, (b_ih + b_hh)[:, None]], axis=1)
+        # The sigmoid gates' rows are halved here, in the small weights, so that the step kernel
+        # gets all four gates from one tanh (sigmoid(x) = (1 + tanh(x / 2)) / 2).
+        w_in[:3 * hidden] *= 0.5
+        projected = (inputs @ w_in.T).reshape(steps, n, 4 * hidden)
         hs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         cs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         gates = xp.empty((steps, n, 4 * hidden), dtype=x.dtype)  # activated i, f, o, g
@@ -37,15 +42,15 @@ class LSTMSequence(Function):
             z = projected[t]
             z += hs[t] @ w_hh_t
             kernels.step_forward(z, cs[t], gates[t], cs[t + 1], tanh_c[t], hs[t + 1])
-        self.saved = x, w_ih, w_hh, hs, cs, gates, tanh_c
+        self.saved = inputs, w_ih, w_hh, hs, cs, gates, tanh_c
         output = xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))
         return output, hs[-1].copy(), cs[-1].copy()
 
     def backward(self, g_output, g_h, g_c):
-        x, w_ih, w_hh, hs, cs, gates, tanh_c = self.saved
-        xp = get_array_module(x)
-        n, steps, _ = x.shape
-        hidden = hs.shape[2]
+        inputs, w_ih, w_hh, hs, cs, gates, tanh_c = self.saved
+        xp = get_array_module(inputs)
+        steps, n, hidden = tanh_c.shape
+        n_in = w_ih.shape[1]
         g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2))  # time-major
         dz = xp.empty_like(gates)
         dh, dc = g_h.copy(), g_c.copy()
@@ -54,11 +59,10 @@ class LSTMSequence(Function):
             kernels.step_backward(dh, dc, gates[t], cs[t], tanh_c[t], dz[t])
             dh = dz[t] @ w_hh
         dz_flat = dz.reshape(steps * n, 4 * hidden)                    # rows in (t, n) order
-        x_flat = x.transpose(1, 0, 2).reshape(steps * n, -1)
         gx = None
         if self.needs_input_grad[0]:  # often nothing asks for the data's gradient: skip a GEMM
-            gx = (dz_flat @ w_ih).reshape(steps, n, -1).transpose(1, 0, 2)
-        g_w_ih = dz_flat.T @ x_flat
+            gx = (dz_flat @ w_ih).reshape(steps, n, n_in).transpose(1, 0, 2)
+        g_w_in = dz_flat.T @ inputs                    # (4H, I + 1): the bias's in the last column
         g_w_hh = dz_flat.T @ hs[:-1].reshape(steps * n, hidden)
-        g_b = dz_flat.sum(axis=0)
-        return gx, dh, dc, g_w_ih, g_w_hh, g_b, g_b
+        g_b = g_w_in[:, n_in]
+        return gx, dh, dc, g_w_in[:, :n_in], g_w_hh, g_b, g_b
