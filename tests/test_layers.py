@@ -367,11 +367,11 @@ def test_lstm_numba_kernels_match_the_array_op_path(dtype):
     np.testing.assert_array_equal(states[0][0], states[1][0])
     np.testing.assert_array_equal(states[0][1], states[1][1])
     act, c, tanh_c = states[0][0], states[0][1], np.tanh(states[0][1])
-    dh, dc_start = (R.standard_normal((n, hidden)).astype(dtype) for _ in range(2))
+    dh, g_out, dc_start = (R.standard_normal((n, hidden)).astype(dtype) for _ in range(3))
     grads = []
     for backward in (lambda *a: kernels._backward_numba(*a, dtype(1)), kernels.backward_arrays):
         dc, dz = dc_start.copy(), np.empty((n, 4 * hidden), dtype)
-        backward(dh, dc, act, c_prev, tanh_c, dz)   # dc becomes d(previous cell) in place
+        backward(dh, g_out, dc, act, c_prev, tanh_c, dz)   # dc becomes d(previous cell) in place
         grads.append((dz, dc))
     for a, b in zip(*grads):
         assert a.dtype == dtype

@@ -2,8 +2,9 @@
 
 Gate order i, f, o, g (the book's): the first 3H rows of the weights feed sigmoid gates, the
 last H the tanh candidate. c' = f * c + i * g, h' = o * tanh(c'). The input projection of all
-time steps is one GEMM with the bias in it, and so are the weight gradients, so the Python
-loop holds only the recurrent GEMM and the element-wise step kernels (rlkit/kernels/lstm.py).
+time steps is one GEMM with the bias in it, and all the weight gradients are one more, so the
+Python loop holds only the recurrent GEMM and the element-wise step kernels
+(rlkit/kernels/lstm.py).
 """
 from rlkit.backend import get_array_module
 from rlkit.kernels import lstm as kernels
@@ -20,49 +21,50 @@ class LSTMSequence(Function):
         xp = get_array_module(x)
         n, steps, n_in = x.shape
         hidden = h0.shape[1]
-        # Time-major inputs with a column of ones, so that the bias rides in the projection GEMM
-        # (and its gradient in the weight gradient's) instead of two passes over (T, N, 4H).
-        inputs = xp.empty((steps, n, n_in + 1), dtype=x.dtype)
-        inputs[:, :, :n_in] = x.transpose(1, 0, 2)
-        inputs[:, :, n_in] = 1
-        inputs = inputs.reshape(steps * n, n_in + 1)
+        # Row t of `steps_in` is [x_t, 1, h_(t-1)], time-major: the ones put the bias into the
+        # projection GEMM, and one GEMM over all of it gives every weight gradient, the bias's
+        # included, instead of two GEMMs and two passes over (T, N, 4H).
+        steps_in = xp.empty((steps + 1, n, n_in + 1 + hidden), dtype=x.dtype)
+        steps_in[:steps, :, :n_in] = x.transpose(1, 0, 2)
+        steps_in[:steps, :, n_in] = 1
+        hs = steps_in[:, :, n_in + 1:]  # hs[t] is h_(t-1); hs[steps] the last state
+        hs[0] = h0
         w_in = xp.concatenate([w_ih, (b_ih + b_hh)[:, None]], axis=1)
         # The sigmoid gates' rows are halved here, in the small weights, so that the step kernel
         # gets all four gates from one tanh (sigmoid(x) = (1 + tanh(x / 2)) / 2).
         w_in[:3 * hidden] *= 0.5
-        projected = (inputs @ w_in.T).reshape(steps, n, 4 * hidden)
-        hs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
+        # the projections go straight into the gates' array, which each step then activates
+        gates = xp.empty((steps, n, 4 * hidden), dtype=x.dtype)
+        xp.matmul(steps_in[:steps].reshape(steps * n, -1)[:, :n_in + 1], w_in.T,
+                  out=gates.reshape(steps * n, 4 * hidden))
         cs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
-        gates = xp.empty((steps, n, 4 * hidden), dtype=x.dtype)  # activated i, f, o, g
         tanh_c = xp.empty((steps, n, hidden), dtype=x.dtype)
-        hs[0], cs[0] = h0, c0
+        cs[0] = c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a GEMM on a transposed view was 40% slower here
         w_hh_t[:, :3 * hidden] *= 0.5
         for t in range(steps):
-            z = projected[t]
-            z += hs[t] @ w_hh_t
-            kernels.step_forward(z, cs[t], gates[t], cs[t + 1], tanh_c[t], hs[t + 1])
-        self.saved = inputs, w_ih, w_hh, hs, cs, gates, tanh_c
+            gates[t] += hs[t] @ w_hh_t
+            kernels.step_forward(gates[t], cs[t], gates[t], cs[t + 1], tanh_c[t], hs[t + 1])
+        self.saved = steps_in, w_ih, w_hh, cs, gates, tanh_c
         output = xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))
         return output, hs[-1].copy(), cs[-1].copy()
 
     def backward(self, g_output, g_h, g_c):
-        inputs, w_ih, w_hh, hs, cs, gates, tanh_c = self.saved
-        xp = get_array_module(inputs)
+        steps_in, w_ih, w_hh, cs, gates, tanh_c = self.saved
+        xp = get_array_module(gates)
         steps, n, hidden = tanh_c.shape
         n_in = w_ih.shape[1]
         g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2))  # time-major
         dz = xp.empty_like(gates)
-        dh, dc = g_h.copy(), g_c.copy()
+        dh, dc = g_h, g_c.copy()
         for t in reversed(range(steps)):
-            dh += g_output[t]
-            kernels.step_backward(dh, dc, gates[t], cs[t], tanh_c[t], dz[t])
+            kernels.step_backward(dh, g_output[t], dc, gates[t], cs[t], tanh_c[t], dz[t])
             dh = dz[t] @ w_hh
         dz_flat = dz.reshape(steps * n, 4 * hidden)                    # rows in (t, n) order
         gx = None
         if self.needs_input_grad[0]:  # often nothing asks for the data's gradient: skip a GEMM
             gx = (dz_flat @ w_ih).reshape(steps, n, n_in).transpose(1, 0, 2)
-        g_w_in = dz_flat.T @ inputs                    # (4H, I + 1): the bias's in the last column
-        g_w_hh = dz_flat.T @ hs[:-1].reshape(steps * n, hidden)
-        g_b = g_w_in[:, n_in]
-        return gx, dh, dc, g_w_in[:, :n_in], g_w_hh, g_b, g_b
+        # (4H, I + 1 + H): columns [w_ih | bias | w_hh]
+        g_w = dz_flat.T @ steps_in[:steps].reshape(steps * n, -1)
+        g_b = g_w[:, n_in]
+        return gx, dh, dc, g_w[:, :n_in], g_w[:, n_in + 1:], g_b, g_b

@@ -23,7 +23,7 @@ from rlkit.backend import get_array_module
 # The constants come in as scalars of the arrays' dtype: a Python 1 or 0.5 in the loop makes
 # numba compute in float64 (see rlkit/optim.py), where the array-op twins stay in float32.
 @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-def _backward_numba(dh, dc, act, c_prev, tanh_c, dz, one):
+def _backward_numba(dh_next, g_out, dc, act, c_prev, tanh_c, dz, one):
     n, four_h = act.shape
     hidden = four_h // 4
     for r in range(n):
@@ -31,10 +31,11 @@ def _backward_numba(dh, dc, act, c_prev, tanh_c, dz, one):
             i, f = act[r, k], act[r, hidden + k]
             o, g = act[r, 2 * hidden + k], act[r, 3 * hidden + k]
             t = tanh_c[r, k]
-            d_c = dc[r, k] + dh[r, k] * o * (one - t * t)
+            d_h = dh_next[r, k] + g_out[r, k]
+            d_c = dc[r, k] + d_h * o * (one - t * t)
             dz[r, k] = d_c * g * i * (one - i)
             dz[r, hidden + k] = d_c * c_prev[r, k] * f * (one - f)
-            dz[r, 2 * hidden + k] = dh[r, k] * t * o * (one - o)
+            dz[r, 2 * hidden + k] = d_h * t * o * (one - o)
             dz[r, 3 * hidden + k] = d_c * i * (one - g * g)
             dc[r, k] = d_c * f  # becomes the gradient of the previous cell state
 
@@ -75,21 +76,24 @@ def step_forward(z_half, c_prev, act, c, tanh_c, h):
     xp.multiply(act[:, 2 * hidden:3 * hidden], tanh_c, out=h)
 
 
-def backward_arrays(dh, dc, act, c_prev, tanh_c, dz):
+def backward_arrays(dh_next, g_out, dc, act, c_prev, tanh_c, dz):
     """Array-op twin of the backward kernel: fills dz and turns dc into d(previous cell) in place."""
     hidden = act.shape[1] // 4
     i, f, o, g = (act[:, k * hidden:(k + 1) * hidden] for k in range(4))
-    d_c = dc + dh * o * (1 - tanh_c * tanh_c)
+    d_h = dh_next + g_out
+    d_c = dc + d_h * o * (1 - tanh_c * tanh_c)
     dz[:, :hidden] = d_c * g * i * (1 - i)
     dz[:, hidden:2 * hidden] = d_c * c_prev * f * (1 - f)
-    dz[:, 2 * hidden:3 * hidden] = dh * tanh_c * o * (1 - o)
+    dz[:, 2 * hidden:3 * hidden] = d_h * tanh_c * o * (1 - o)
     dz[:, 3 * hidden:] = d_c * i * (1 - g * g)
     dc[...] = d_c * f
 
 
-def step_backward(dh, dc, act, c_prev, tanh_c, dz):
-    """One step back: ``dz`` (N, 4H) from dh, dc (N, H); ``dc`` becomes d(previous cell)."""
+def step_backward(dh_next, g_out, dc, act, c_prev, tanh_c, dz):
+    """One step back: ``dz`` (N, 4H) from the step's h gradient, the sum of ``dh_next`` (through
+    the next step) and ``g_out`` (from the layer's output), and from ``dc`` (all (N, H)), which
+    becomes d(previous cell) in place."""
     if get_array_module(dz) is np:
-        _backward_numba(dh, dc, act, c_prev, tanh_c, dz, dz.dtype.type(1))
+        _backward_numba(dh_next, g_out, dc, act, c_prev, tanh_c, dz, dz.dtype.type(1))
     else:
-        backward_arrays(dh, dc, act, c_prev, tanh_c, dz)
+        backward_arrays(dh_next, g_out, dc, act, c_prev, tanh_c, dz)
