@@ -376,6 +376,11 @@ def test_lstm_numba_kernels_match_the_array_op_path(dtype):
     for a, b in zip(*grads):
         assert a.dtype == dtype
         np.testing.assert_array_equal(a, b)
+    for backward in (lambda *a: kernels._backward_numba(*a, dtype(1)), kernels.backward_arrays):
+        dc, act_then_dz = dc_start.copy(), act.copy()       # the layer's way: dz overwrites act
+        backward(dh, g_out, dc, act_then_dz, c_prev, tanh_c, act_then_dz)
+        np.testing.assert_array_equal(act_then_dz, grads[0][0])
+        np.testing.assert_array_equal(dc, grads[0][1])
 
 
 def test_relu_kernels_match_the_array_op_path_at_zero_nan_and_any_layout():

@@ -55,7 +55,7 @@ class LSTMSequence(Function):
         steps, n, hidden = tanh_c.shape
         n_in = w_ih.shape[1]
         g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2))  # time-major
-        dz = xp.empty_like(gates)
+        dz = gates  # each step's gate gradients overwrite its activations, read for the last time
         dh, dc = g_h, g_c.copy()
         for t in reversed(range(steps)):
             kernels.step_backward(dh, g_output[t], dc, gates[t], cs[t], tanh_c[t], dz[t])

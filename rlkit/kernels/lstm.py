@@ -82,17 +82,19 @@ def backward_arrays(dh_next, g_out, dc, act, c_prev, tanh_c, dz):
     i, f, o, g = (act[:, k * hidden:(k + 1) * hidden] for k in range(4))
     d_h = dh_next + g_out
     d_c = dc + d_h * o * (1 - tanh_c * tanh_c)
-    dz[:, :hidden] = d_c * g * i * (1 - i)
-    dz[:, hidden:2 * hidden] = d_c * c_prev * f * (1 - f)
-    dz[:, 2 * hidden:3 * hidden] = d_h * tanh_c * o * (1 - o)
-    dz[:, 3 * hidden:] = d_c * i * (1 - g * g)
+    # every gate is read before any of dz is written, so dz may be act itself
+    d_gates = (d_c * g * i * (1 - i), d_c * c_prev * f * (1 - f), d_h * tanh_c * o * (1 - o),
+               d_c * i * (1 - g * g))
     dc[...] = d_c * f
+    for k, d_gate in enumerate(d_gates):
+        dz[:, k * hidden:(k + 1) * hidden] = d_gate
 
 
 def step_backward(dh_next, g_out, dc, act, c_prev, tanh_c, dz):
     """One step back: ``dz`` (N, 4H) from the step's h gradient, the sum of ``dh_next`` (through
     the next step) and ``g_out`` (from the layer's output), and from ``dc`` (all (N, H)), which
-    becomes d(previous cell) in place."""
+    becomes d(previous cell) in place. ``dz`` may be ``act`` itself (each element's gates are
+    read before its gradients are written)."""
     if get_array_module(dz) is np:
         _backward_numba(dh_next, g_out, dc, act, c_prev, tanh_c, dz, dz.dtype.type(1))
     else:
