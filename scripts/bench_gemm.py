@@ -6,8 +6,8 @@ Why: on the Xeon the DQN update and the LSTM spend most of their time in GEMMs o
 shapes (below), which NumPy's OpenBLAS runs at a third to a half of its 1024^3 rate. This
 measures what another BLAS would give on exactly those shapes before anyone builds the engine
 on it. MKL is not a dependency of rlkit: ``pip install mkl`` puts ``libmkl_rt`` in the
-environment's ``lib`` folder, where this script looks for it (``--mkl PATH`` to name another);
-without it only NumPy is timed.
+environment's ``lib`` folder, where this script looks for it (``--mkl PATH`` to name another,
+``--mkl none`` to skip it); without it only NumPy is timed.
 
 Each library runs in a child process of its own (MKL's OpenMP threads and OpenBLAS's threads
 spin against each other in one process), with the same thread count in the environment, the
@@ -109,11 +109,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=7, help="timed samples per shape and round")
-    parser.add_argument("--mkl", default=None, help="path of libmkl_rt (default: this environment's)")
+    parser.add_argument("--mkl", default=None,
+                        help="path of libmkl_rt (default: this environment's; 'none': NumPy only)")
     parser.add_argument("--out", default="results/bench/gemm.json")
     parser.add_argument("--worker", choices=("numpy", "mkl"), help=argparse.SUPPRESS)
     args = parser.parse_args()
-    mkl_path = args.mkl or find_mkl()
+    mkl_path = None if args.mkl == "none" else args.mkl or find_mkl()
     if args.worker:
         worker(args.worker, mkl_path, args.repeats)
         return

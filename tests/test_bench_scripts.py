@@ -1,6 +1,7 @@
-"""The engine benchmark's worker runs every case on rlkit (one short sample each), and bench_pg's
-PPO case runs rlkit's side for one tiny rollout, so a change to the engine or the agents cannot
-silently break scripts/bench_core.py, bench_dqn.py or bench_pg.py --algo ppo."""
+"""The engine benchmark's worker runs every case on rlkit (one short sample each), bench_gemm times
+every shape on NumPy, and bench_pg's PPO case runs rlkit's side for one tiny rollout, so a change
+to the engine or the agents cannot silently break scripts/bench_core.py, bench_gemm.py,
+bench_dqn.py or bench_pg.py --algo ppo."""
 import json
 import subprocess
 import sys
@@ -64,3 +65,15 @@ def test_bench_pg_ppo_settings_are_the_pong_preset_train_pg_uses():
     from agents.ppo import PRESETS
     settings = {k: v for k, v in PPO_ATARI.items() if k != "n_envs"}
     assert settings == {k: PRESETS["cnn"][k] for k in settings}
+
+
+def test_bench_gemm_times_every_shape_on_numpy(tmp_path):
+    out = tmp_path / "gemm.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_gemm.py"), "--threads", "1", "--rounds", "1",
+         "--repeats", "1", "--mkl", "none", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    assert set(report["best_us"]) == {"numpy"}
+    assert set(report["best_us"]["numpy"]) == set(report["shapes"])
+    assert all(us > 0 for us in report["best_us"]["numpy"].values())
