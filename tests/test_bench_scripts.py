@@ -1,7 +1,8 @@
 """The engine benchmark's worker runs every case on rlkit (one short sample each), bench_gemm times
-every shape on NumPy, and bench_pg's PPO case runs rlkit's side for one tiny rollout, so a change
-to the engine or the agents cannot silently break scripts/bench_core.py, bench_gemm.py,
-bench_dqn.py or bench_pg.py --algo ppo."""
+every shape on NumPy, bench_conv_layers every layer on rlkit, and bench_pg's PPO case runs
+rlkit's side for one tiny rollout, so a change to the engine or the agents cannot silently break
+scripts/bench_core.py, bench_gemm.py, bench_conv_layers.py, bench_dqn.py or bench_pg.py --algo
+ppo."""
 import json
 import subprocess
 import sys
@@ -77,3 +78,16 @@ def test_bench_gemm_times_every_shape_on_numpy(tmp_path):
     assert set(report["best_us"]) == {"numpy"}
     assert set(report["best_us"]["numpy"]) == set(report["shapes"])
     assert all(us > 0 for us in report["best_us"]["numpy"].values())
+
+
+def test_bench_conv_layers_times_every_layer_on_rlkit(tmp_path):
+    out = tmp_path / "layers.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_conv_layers.py"), "--frameworks", "rlkit", "--batch", "2",
+         "--threads", "1", "--rounds", "1", "--repeats", "1", "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    times = json.loads(out.read_text())["best_ms_forward_and_forward_backward"]["rlkit"]
+    assert len(times) == 3
+    for forward_ms, forward_backward_ms in times.values():
+        assert 0 < forward_ms and 0 < forward_backward_ms

@@ -1,0 +1,134 @@
+"""The Nature CNN's three convolutions one at a time, rlkit against PyTorch CPU.
+
+    python scripts/bench_conv_layers.py [--batch 32] [--threads 2] [--rounds 3]
+                                        [--out results/bench/conv-layers.json]
+
+bench_core.py times whole updates; this says which layer the difference comes from. Each
+layer is timed twice on float32 input: a forward under no_grad (acting, target networks,
+Double DQN's online pass on s'), and a forward + backward of the output's sum (the first layer
+without an input gradient, as on data; the others with one). Each framework runs in a child
+process of its own with the same thread count, alternating for ``--rounds`` rounds; a time is
+the lowest round's median milliseconds per call. Prints a table and writes JSON with the CPU
+model.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_core import cpu_model
+
+from rlkit.backend import thread_limited_env
+
+# name -> (in channels, out channels, kernel, stride, input side)
+LAYERS = {"conv1 8x8/4, 4 -> 32": (4, 32, 8, 4, 84),
+          "conv2 4x4/2, 32 -> 64": (32, 64, 4, 2, 20),
+          "conv3 3x3/1, 64 -> 64": (64, 64, 3, 1, 9)}
+
+
+def median_ms(call, repeats: int, calls: int = 10) -> float:
+    """Median over ``repeats`` samples of milliseconds per ``call``, after a warm-up."""
+    for _ in range(3):
+        call()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(calls):
+            call()
+        samples.append((time.perf_counter() - start) / calls * 1e3)
+    return float(np.median(samples))
+
+
+def layer_calls(framework: str, spec, batch: int, rng):
+    """(no_grad forward, forward + backward) of one layer as zero-argument calls."""
+    c, o, k, s, side = spec
+    x = rng.random((batch, c, side, side), np.float32)
+    input_grad = c != 4  # the first layer sees data, which needs no gradient
+    if framework == "torch":
+        import torch
+        conv, data = torch.nn.Conv2d(c, o, k, s), torch.from_numpy(x)
+        leaf = data.clone().requires_grad_(input_grad)
+        no_grad = torch.no_grad
+    else:
+        import rlkit.nn as nn
+        from rlkit.tensor import Tensor
+        from rlkit.tensor import no_grad
+        conv, data = nn.Conv2d(c, o, k, s), Tensor(x)
+        leaf = Tensor(x.copy(), requires_grad=input_grad)
+
+    def forward():
+        with no_grad():
+            conv(data)
+
+    def forward_backward():
+        conv.zero_grad()
+        conv(leaf).sum().backward()
+    return forward, forward_backward
+
+
+def worker(framework: str, batch: int, threads: int, repeats: int) -> None:
+    """Child process: print one JSON line {layer: [forward ms, forward + backward ms]}."""
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    rng = np.random.default_rng(0)
+    times = {}
+    for name, spec in LAYERS.items():
+        forward, forward_backward = layer_calls(framework, spec, batch, rng)
+        times[name] = [median_ms(forward, repeats), median_ms(forward_backward, repeats)]
+    print(json.dumps(times))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7, help="timed samples per layer and round")
+    parser.add_argument("--frameworks", default="rlkit,torch", help="comma-separated")
+    parser.add_argument("--out", default="results/bench/conv-layers.json")
+    parser.add_argument("--worker", choices=("rlkit", "torch"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.batch, args.threads, args.repeats)
+        return
+    frameworks = args.frameworks.split(",")
+    rounds = {framework: [] for framework in frameworks}
+    for _ in range(args.rounds):
+        for framework in frameworks:
+            command = [sys.executable, __file__, "--worker", framework, "--batch", str(args.batch),
+                       "--threads", str(args.threads), "--repeats", str(args.repeats)]
+            done = subprocess.run(command, env=thread_limited_env(args.threads), capture_output=True,
+                                  text=True, check=True)
+            rounds[framework].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    best = {framework: {name: [min(r[name][i] for r in reports) for i in range(2)] for name in LAYERS}
+            for framework, reports in rounds.items()}
+    cpu = cpu_model()
+    print(f"CPU: {cpu.get('model name')} (family {cpu.get('cpu family')}, model {cpu.get('model')}); "
+          f"threads: {args.threads}; batch {args.batch}; ms per call")
+    header = f"{'layer':24}" + "".join(f" {f + ' fwd':>11} {f + ' f+b':>11}" for f in frameworks)
+    print(header + ("   fwd ratio   f+b ratio" if frameworks == ["rlkit", "torch"] else ""))
+    for name in LAYERS:
+        line = f"{name:24}" + "".join(f" {best[f][name][0]:11.2f} {best[f][name][1]:11.2f}" for f in frameworks)
+        if frameworks == ["rlkit", "torch"]:
+            line += "".join(f" {best['rlkit'][name][i] / best['torch'][name][i]:11.2f}" for i in range(2))
+        print(line)
+    report = {"command": "python " + " ".join(sys.argv), "date": datetime.datetime.now(
+        datetime.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu, "threads": args.threads,
+        "batch": args.batch, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+        "best_ms_forward_and_forward_backward": best, "rounds": rounds}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
