@@ -8,43 +8,23 @@ layer is timed twice on float32 input: a forward under no_grad (acting, target n
 Double DQN's online pass on s'), and a forward + backward of the output's sum (the first layer
 without an input gradient, as on data; the others with one). Each framework runs in a child
 process of its own with the same thread count, alternating for ``--rounds`` rounds; a time is
-the lowest round's median milliseconds per call. Prints a table and writes JSON with the CPU
+the lowest round's median milliseconds per call (bench_core's timing). Prints a table and writes JSON with the CPU
 model.
 """
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-from bench_core import cpu_model
-
-from rlkit.backend import thread_limited_env
+from _bench_core_worker import time_step
+from bench_core import alternate_children, cpu_model, write_report
 
 # name -> (in channels, out channels, kernel, stride, input side)
 LAYERS = {"conv1 8x8/4, 4 -> 32": (4, 32, 8, 4, 84),
           "conv2 4x4/2, 32 -> 64": (32, 64, 4, 2, 20),
           "conv3 3x3/1, 64 -> 64": (64, 64, 3, 1, 9)}
-
-
-def median_ms(call, repeats: int, calls: int = 10) -> float:
-    """Median over ``repeats`` samples of milliseconds per ``call``, after a warm-up."""
-    for _ in range(3):
-        call()
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        samples.append((time.perf_counter() - start) / calls * 1e3)
-    return float(np.median(samples))
 
 
 def layer_calls(framework: str, spec, batch: int, rng):
@@ -83,7 +63,8 @@ def worker(framework: str, batch: int, threads: int, repeats: int) -> None:
     times = {}
     for name, spec in LAYERS.items():
         forward, forward_backward = layer_calls(framework, spec, batch, rng)
-        times[name] = [median_ms(forward, repeats), median_ms(forward_backward, repeats)]
+        times[name] = [time_step(call, repeats, warmup=3)["median_ms"]
+                       for call in (forward, forward_backward)]
     print(json.dumps(times))
 
 
@@ -101,14 +82,9 @@ def main() -> None:
         worker(args.worker, args.batch, args.threads, args.repeats)
         return
     frameworks = args.frameworks.split(",")
-    rounds = {framework: [] for framework in frameworks}
-    for _ in range(args.rounds):
-        for framework in frameworks:
-            command = [sys.executable, __file__, "--worker", framework, "--batch", str(args.batch),
-                       "--threads", str(args.threads), "--repeats", str(args.repeats)]
-            done = subprocess.run(command, env=thread_limited_env(args.threads), capture_output=True,
-                                  text=True, check=True)
-            rounds[framework].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rounds = alternate_children(__file__, frameworks, args.rounds, args.threads, lambda framework: [
+        "--worker", framework, "--batch", str(args.batch), "--threads", str(args.threads),
+        "--repeats", str(args.repeats)])
     best = {framework: {name: [min(r[name][i] for r in reports) for i in range(2)] for name in LAYERS}
             for framework, reports in rounds.items()}
     cpu = cpu_model()
@@ -121,13 +97,8 @@ def main() -> None:
         if frameworks == ["rlkit", "torch"]:
             line += "".join(f" {best['rlkit'][name][i] / best['torch'][name][i]:11.2f}" for i in range(2))
         print(line)
-    report = {"command": "python " + " ".join(sys.argv), "date": datetime.datetime.now(
-        datetime.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu, "threads": args.threads,
-        "batch": args.batch, "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-        "best_ms_forward_and_forward_backward": best, "rounds": rounds}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, {"batch": args.batch, "best_ms_forward_and_forward_backward": best,
+                            "rounds": rounds}, args.threads)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,34 @@ def cpu_model() -> dict:
     return info
 
 
+def alternate_children(script: str, labels, rounds: int, threads: int, arguments) -> dict:
+    """{label: [report, ...]}: ``python script *arguments(label)`` run once per label per round,
+    labels alternating (so that a slow spell of the machine hits every side), each child with
+    ``threads`` threads in its environment and its report the JSON of its last output line."""
+    reports = {label: [] for label in labels}
+    for _ in range(rounds):
+        for label in labels:
+            done = subprocess.run([sys.executable, script, *arguments(label)],
+                                  env=thread_limited_env(threads), capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(f"{Path(script).name}: the {label} child failed (exit "
+                                 f"{done.returncode}):\n{done.stderr.strip()}")
+            reports[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return reports
+
+
+def write_report(out: str, report: dict, threads: int) -> None:
+    """Write ``report`` as JSON to ``out``, after the fields every benchmark records: the
+    command, the date, the CPU, the thread count and any OPENBLAS_CORETYPE override."""
+    common = {"command": "python " + " ".join(sys.argv),
+              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "cpu": cpu_model(), "threads": threads,
+              "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps({**common, **report}, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
 def run_worker(framework: str, args, extra=()) -> subprocess.CompletedProcess:
     """Run the worker for ``framework`` in a fresh process; raise with its stderr if it fails."""
     command = [sys.executable, str(WORKER), framework, "--threads", str(args.threads), *extra]

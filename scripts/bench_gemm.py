@@ -12,27 +12,22 @@ environment's ``lib`` folder, where this script looks for it (``--mkl PATH`` to 
 Each library runs in a child process of its own (MKL's OpenMP threads and OpenBLAS's threads
 spin against each other in one process), with the same thread count in the environment, the
 children alternating for ``--rounds`` rounds; a shape's time is the lowest round median of
-microseconds per product into a preallocated output. Prints a table, writes JSON with the
+microseconds per product into a preallocated output (bench_core's timing). Prints a table, writes JSON with the
 CPU model (figures from two CPUs are never compared as one).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
-import datetime
 import glob
 import json
 import os
-import subprocess
 import sys
-import time
-from pathlib import Path
 
 import numpy as np
 
-from bench_core import cpu_model
-
-from rlkit.backend import thread_limited_env
+from _bench_core_worker import time_step
+from bench_core import alternate_children, cpu_model, write_report
 
 # (M, K, N) of C = A @ B, row-major, named by where the engine computes them
 SHAPES = {
@@ -66,7 +61,7 @@ def mkl_sgemm(path: str):
 
 
 def time_shapes(product, repeats: int) -> dict:
-    """Median microseconds of ``product`` for each shape, checked against NumPy's result."""
+    """Median microseconds of ``product`` for each shape, its result checked at a few entries."""
     rng = np.random.default_rng(0)
     times = {}
     for name, (m, k, n) in SHAPES.items():
@@ -78,14 +73,7 @@ def time_shapes(product, repeats: int) -> dict:
         for i, j in ((0, 0), (m - 1, n - 1), (m // 2, n // 3)):
             expected = a[i].astype(np.float64) @ b[:, j].astype(np.float64)
             assert abs(out[i, j] - expected) <= 1e-4 * abs(expected), (name, i, j)
-        calls = max(1, int(2e8 // (2 * m * k * n)))  # about 0.2 GFLOP per sample
-        samples = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for _ in range(calls):
-                product(a, b, out)
-            samples.append((time.perf_counter() - start) / calls * 1e6)
-        times[name] = float(np.median(samples))
+        times[name] = time_step(lambda: product(a, b, out), repeats, warmup=3)["median_ms"] * 1e3
     return times
 
 
@@ -121,14 +109,8 @@ def main() -> None:
     libraries = ["numpy"] + (["mkl"] if mkl_path else [])
     if not mkl_path:
         print("bench_gemm: no libmkl_rt found (pip install mkl, or --mkl PATH): NumPy only")
-    rounds = {library: [] for library in libraries}
-    for _ in range(args.rounds):
-        for library in libraries:
-            command = [sys.executable, __file__, "--worker", library, "--repeats", str(args.repeats),
-                       *(["--mkl", mkl_path] if mkl_path else [])]
-            done = subprocess.run(command, env=thread_limited_env(args.threads), capture_output=True,
-                                  text=True, check=True)
-            rounds[library].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rounds = alternate_children(__file__, libraries, args.rounds, args.threads, lambda library: [
+        "--worker", library, "--repeats", str(args.repeats), *(["--mkl", mkl_path] if mkl_path else [])])
     best = {library: {name: min(r[name] for r in reports) for name in SHAPES}
             for library, reports in rounds.items()}
     cpu = cpu_model()
@@ -143,14 +125,9 @@ def main() -> None:
             line += (f" {best['mkl'][name]:10.1f} {flop / best['mkl'][name] / 1e3:6.0f}"
                      f" {best['numpy'][name] / best['mkl'][name]:9.2f}")
         print(line)
-    report = {"command": "python " + " ".join(sys.argv), "date": datetime.datetime.now(
-        datetime.timezone.utc).isoformat(timespec="seconds"), "cpu": cpu, "threads": args.threads,
-        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"), "numpy": np.__version__,
-        "mkl": mkl_path, "shapes": {name: list(shape) for name, shape in SHAPES.items()},
-        "best_us": best, "rounds_us": rounds}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(report, indent=1))
-    print(f"wrote {args.out}")
+    write_report(args.out, {"numpy": np.__version__, "mkl": mkl_path, "best_us": best,
+                            "shapes": {name: list(shape) for name, shape in SHAPES.items()},
+                            "rounds_us": rounds}, args.threads)
 
 
 if __name__ == "__main__":
