@@ -20,7 +20,8 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 # command name (after "rlkit-") -> script file name (without .py); pyproject.toml lists each
 COMMANDS = {name.replace("_", "-"): name for name in (
     "train_dqn", "train_pg", "train_q", "solve_mdp", "watch", "evaluate", "plot", "compare", "sweep",
-    "bench_core", "bench_dqn", "bench_envs", "bench_pg", "bench_replay", "bench_tabular")}
+    "bench_core", "bench_conv_layers", "bench_dqn", "bench_envs", "bench_gemm", "bench_pg",
+    "bench_replay", "bench_tabular")}
 
 
 def run_script(name: str) -> None:
