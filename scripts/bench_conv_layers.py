@@ -8,8 +8,8 @@ layer is timed twice on float32 input: a forward under no_grad (acting, target n
 Double DQN's online pass on s'), and a forward + backward of the output's sum (the first layer
 without an input gradient, as on data; the others with one). Each framework runs in a child
 process of its own with the same thread count, alternating for ``--rounds`` rounds; a time is
-the lowest round's median milliseconds per call (bench_core's timing). Prints a table and writes JSON with the CPU
-model.
+the lowest round's median milliseconds per call (bench_core's timing). Prints a table and
+writes JSON with the CPU model.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import json
 import numpy as np
 
 from _bench_core_worker import time_step
-from bench_core import alternate_children, cpu_model, write_report
+from bench_core import alternate_children, cpu_line, cpu_model, write_report
 
 # name -> (in channels, out channels, kernel, stride, input side)
 LAYERS = {"conv1 8x8/4, 4 -> 32": (4, 32, 8, 4, 84),
@@ -39,8 +39,7 @@ def layer_calls(framework: str, spec, batch: int, rng):
         no_grad = torch.no_grad
     else:
         import rlkit.nn as nn
-        from rlkit.tensor import Tensor
-        from rlkit.tensor import no_grad
+        from rlkit.tensor import Tensor, no_grad
         conv, data = nn.Conv2d(c, o, k, s), Tensor(x)
         leaf = Tensor(x.copy(), requires_grad=input_grad)
 
@@ -87,9 +86,7 @@ def main() -> None:
         "--repeats", str(args.repeats)])
     best = {framework: {name: [min(r[name][i] for r in reports) for i in range(2)] for name in LAYERS}
             for framework, reports in rounds.items()}
-    cpu = cpu_model()
-    print(f"CPU: {cpu.get('model name')} (family {cpu.get('cpu family')}, model {cpu.get('model')}); "
-          f"threads: {args.threads}; batch {args.batch}; ms per call")
+    print(f"{cpu_line(cpu_model())}; threads: {args.threads}; batch {args.batch}; ms per call")
     header = f"{'layer':24}" + "".join(f" {f + ' fwd':>11} {f + ' f+b':>11}" for f in frameworks)
     print(header + ("   fwd ratio   f+b ratio" if frameworks == ["rlkit", "torch"] else ""))
     for name in LAYERS:

@@ -61,6 +61,27 @@ def cpu_model() -> dict:
     return info
 
 
+def cpu_line(cpu: dict) -> str:
+    """``cpu_model()`` as the first words of a benchmark's printed table."""
+    return (f"CPU: {cpu.get('model name')} (family {cpu.get('cpu family')}, model {cpu.get('model')}, "
+            f"{' '.join(cpu.get('flags', []))})")
+
+
+def run_child(command: list, threads: int, who: str) -> subprocess.CompletedProcess:
+    """``python *command`` in a fresh process whose every thread pool is limited to ``threads``;
+    exits with its stderr, naming ``who`` failed, if it fails."""
+    done = subprocess.run([sys.executable, *command], env=thread_limited_env(threads),
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{who} failed (exit {done.returncode}):\n{done.stderr.strip()}")
+    return done
+
+
+def last_json_line(done: subprocess.CompletedProcess) -> dict:
+    """A child's report: the JSON of its last line of output."""
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def alternate_children(script: str, labels, rounds: int, threads: int, arguments) -> dict:
     """{label: [report, ...]}: ``python script *arguments(label)`` run once per label per round,
     labels alternating (so that a slow spell of the machine hits every side), each child with
@@ -68,12 +89,9 @@ def alternate_children(script: str, labels, rounds: int, threads: int, arguments
     reports = {label: [] for label in labels}
     for _ in range(rounds):
         for label in labels:
-            done = subprocess.run([sys.executable, script, *arguments(label)],
-                                  env=thread_limited_env(threads), capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(f"{Path(script).name}: the {label} child failed (exit "
-                                 f"{done.returncode}):\n{done.stderr.strip()}")
-            reports[label].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            done = run_child([script, *arguments(label)], threads,
+                             f"{Path(script).name}: the {label} child")
+            reports[label].append(last_json_line(done))
     return reports
 
 
@@ -91,18 +109,14 @@ def write_report(out: str, report: dict, threads: int) -> None:
 
 def run_worker(framework: str, args, extra=()) -> subprocess.CompletedProcess:
     """Run the worker for ``framework`` in a fresh process; raise with its stderr if it fails."""
-    command = [sys.executable, str(WORKER), framework, "--threads", str(args.threads), *extra]
-    done = subprocess.run(command, env=thread_limited_env(args.threads), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"bench_core: the {framework} worker failed (exit {done.returncode}):\n"
-                         f"{done.stderr.strip()}")
-    return done
+    return run_child([str(WORKER), framework, "--threads", str(args.threads), *extra], args.threads,
+                     f"bench_core: the {framework} worker")
 
 
 def measure(framework: str, args) -> dict:
     """The worker's JSON report for ``framework`` over ``args.cases``."""
-    done = run_worker(framework, args, ["--cases", ",".join(args.cases), "--repeats", str(args.repeats)])
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json_line(run_worker(
+        framework, args, ["--cases", ",".join(args.cases), "--repeats", str(args.repeats)]))
 
 
 def best_round(reports: list, case: str) -> tuple:
@@ -152,9 +166,8 @@ def format_table(rows: dict, threads: int, cpu: dict, ceilings: dict) -> str:
     header = (f"{'case':<20} {'rlkit ms':>9} {'torch ms':>9} {'ratio':>6} {'target':>7} {'pass':>5}"
               f" {'rlkit GF/s':>10} {'torch GF/s':>10}")
     ceiling = ", ".join(f"{name} {value:.0f}" for name, value in ceilings.items() if value)
-    lines = [f"CPU: {cpu.get('model name')} (family {cpu.get('cpu family')}, model {cpu.get('model')}, "
-             f"{' '.join(cpu.get('flags', []))}); threads: {threads}; "
-             f"float32 1024^3 GEMM GFLOP/s: {ceiling}", header, "-" * len(header)]
+    lines = [f"{cpu_line(cpu)}; threads: {threads}; float32 1024^3 GEMM GFLOP/s: {ceiling}",
+             header, "-" * len(header)]
 
     def cell(value, spec):
         return format(value, spec) if value is not None else "-"

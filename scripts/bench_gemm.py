@@ -12,8 +12,8 @@ environment's ``lib`` folder, where this script looks for it (``--mkl PATH`` to 
 Each library runs in a child process of its own (MKL's OpenMP threads and OpenBLAS's threads
 spin against each other in one process), with the same thread count in the environment, the
 children alternating for ``--rounds`` rounds; a shape's time is the lowest round median of
-microseconds per product into a preallocated output (bench_core's timing). Prints a table, writes JSON with the
-CPU model (figures from two CPUs are never compared as one).
+microseconds per product into a preallocated output (bench_core's timing). Prints a table,
+writes JSON with the CPU model (figures from two CPUs are never compared as one).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ import sys
 import numpy as np
 
 from _bench_core_worker import time_step
-from bench_core import alternate_children, cpu_model, write_report
+from bench_core import alternate_children, cpu_line, cpu_model, write_report
 
 # (M, K, N) of C = A @ B, row-major, named by where the engine computes them
 SHAPES = {
@@ -113,9 +113,7 @@ def main() -> None:
         "--worker", library, "--repeats", str(args.repeats), *(["--mkl", mkl_path] if mkl_path else [])])
     best = {library: {name: min(r[name] for r in reports) for name in SHAPES}
             for library, reports in rounds.items()}
-    cpu = cpu_model()
-    print(f"CPU: {cpu.get('model name')} (family {cpu.get('cpu family')}, model {cpu.get('model')}); "
-          f"threads: {args.threads}; NumPy {np.__version__}")
+    print(f"{cpu_line(cpu_model())}; threads: {args.threads}; NumPy {np.__version__}")
     print(f"{'product (M x K @ K x N)':58} {'NumPy us':>10} {'GF/s':>6}" +
           (f" {'MKL us':>10} {'GF/s':>6} {'NumPy/MKL':>9}" if "mkl" in best else ""))
     for name, (m, k, n) in SHAPES.items():

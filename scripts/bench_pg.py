@@ -47,7 +47,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -58,11 +57,10 @@ from gymnasium import spaces
 from threadpoolctl import threadpool_limits
 
 from _bench_pg_worker import PARTS, PPO_ATARI
-from bench_core import BUSY_LOAD, cpu_model
+from bench_core import BUSY_LOAD, cpu_model, last_json_line, run_child
 
 import envs
 from agents.policy_gradient import PolicyGradient
-from rlkit.backend import thread_limited_env
 
 TARGET = 2.0
 PPO_TARGET = 1.0  # rlkit steps/s / PyTorch steps/s (issue 12)
@@ -280,14 +278,10 @@ def bench_reinforce(args, argv) -> None:
 def run_ppo_worker(framework: str, args) -> dict:
     """One run of ``_bench_pg_worker.py`` for ``framework`` in a fresh process whose every
     thread pool is limited to ``args.threads``; its JSON report. Exits with its stderr if it fails."""
-    command = [sys.executable, str(PPO_WORKER), framework, "--threads", str(args.threads),
+    command = [str(PPO_WORKER), framework, "--threads", str(args.threads),
                "--rollouts", str(args.rollouts), "--warmup", str(args.warmup),
                "--n-envs", str(args.n_envs), "--n-steps", str(args.n_steps), "--seed", str(args.seed)]
-    done = subprocess.run(command, env=thread_limited_env(args.threads), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"bench_pg: the {framework} PPO worker failed (exit {done.returncode}):\n"
-                         f"{done.stderr.strip()}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return last_json_line(run_child(command, args.threads, f"bench_pg: the {framework} PPO worker"))
 
 
 def format_ppo_table(best: dict, settings: dict, threads: int, cpu: dict) -> str:
