@@ -25,16 +25,23 @@ def test_conv2d_gradients(x_shape, out_channels, kernel, stride, padding):
     assert gradcheck(lambda x, w, b: F.Conv2d(stride, padding)(x, w, b), R.standard_normal(x_shape), w, b)
 
 
+def direct_cross_correlation(x, w, stride, padding):
+    """The convolution by its definition, one output pixel at a time (no kernel flip)."""
+    (kh, kw), (sh, sw), (ph, pw) = w.shape[2:], stride, padding
+    padded = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    out = np.zeros((x.shape[0], w.shape[0], (padded.shape[2] - kh) // sh + 1,
+                    (padded.shape[3] - kw) // sw + 1))
+    for i in range(out.shape[2]):
+        for j in range(out.shape[3]):
+            window = padded[:, :, sh * i:sh * i + kh, sw * j:sw * j + kw]
+            out[:, :, i, j] = np.einsum("nchw,ochw->no", window, w)
+    return out
+
+
 def test_conv2d_matches_direct_cross_correlation():
     x, w = R.standard_normal((2, 3, 6, 7)), R.standard_normal((4, 3, 3, 2))
     out = F.Conv2d((2, 1), (1, 0))(Tensor(x), Tensor(w)).numpy()
-    padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (0, 0)))
-    expected = np.zeros(out.shape)
-    for i in range(out.shape[2]):
-        for j in range(out.shape[3]):
-            window = padded[:, :, 2 * i:2 * i + 3, j:j + 2]  # no kernel flip
-            expected[:, :, i, j] = np.einsum("nchw,ochw->no", window, w)
-    np.testing.assert_allclose(out, expected, atol=1e-12)
+    np.testing.assert_allclose(out, direct_cross_correlation(x, w, (2, 1), (1, 0)), atol=1e-12)
 
 
 BLOCK_CASES = [  # (N, C, H, W), out channels, kernel, stride: kernels 1 or 2 strides wide, no padding
@@ -105,24 +112,35 @@ def test_first_layer_on_blocks_one_sample_per_chunk(monkeypatch):
 
 def test_shift_scatter_is_the_adjoint_of_shift_add():
     from rlkit.kernels import blocks
-    y = R.standard_normal((2, 2, 3, 4, 6, 5))                    # (mh, mw, O, N, bh, bw)
-    g = R.standard_normal((4, 3, 5, 4))                          # (N, O, OH, OW)
+    y = R.standard_normal((4, 6, 5, 2, 2, 3))                    # (N, bh, bw, mh, mw, O)
+    g = R.standard_normal((4, 5, 4, 3))                          # (N, OH, OW, O)
     scattered = blocks.shift_scatter(g, (2, 2), (6, 5)).reshape(y.shape)
     np.testing.assert_allclose((blocks.shift_add(y, np.empty(g.shape)) * g).sum(), (y * scattered).sum(), rtol=1e-12)
 
 
+def test_shift_add_sums_the_shifted_block_products_plus_the_bias():
+    from rlkit.kernels import blocks
+    y = R.standard_normal((2, 4, 3, 2, 2, 3))                    # (N, bh, bw, mh, mw, O)
+    bias = R.standard_normal(3)
+    out = blocks.shift_add(y, np.empty((2, 3, 2, 3)), bias)       # (N, OH, OW, O)
+    n, i, j, o = 1, 2, 1, 2
+    expected = y[n, i, j, 0, 0, o] + y[n, i, j + 1, 0, 1, o] + y[n, i + 1, j, 1, 0, o] \
+        + y[n, i + 1, j + 1, 1, 1, o] + bias[o]
+    assert np.isclose(out[n, i, j, o], expected)
+
+
 def test_shift_scatter_numba_kernel_matches_the_array_op_path():
     from rlkit.kernels import blocks
-    g = R.standard_normal((4, 3, 5, 4)).astype(np.float32)        # (N, O, OH, OW)
-    for factors, counts in (((2, 2), (6, 5)), ((2, 1), (7, 4)), ((1, 2), (5, 6))):
+    g = R.standard_normal((4, 5, 4, 3)).astype(np.float32)        # (N, OH, OW, O)
+    for factors, counts in (((2, 2), (6, 5)), ((2, 1), (7, 4)), ((1, 2), (5, 6))):  # extra blocks read 0
         np.testing.assert_array_equal(blocks.shift_scatter(g, factors, counts),
                                       blocks.shift_scatter_arrays(g, factors, counts))
 
 
 def test_shift_add_numba_kernel_matches_the_array_op_path():
     from rlkit.kernels import blocks
-    y = R.standard_normal((2, 2, 3, 4, 6, 5))
-    out_shape = (4, 3, 5, 4)
+    y = R.standard_normal((4, 6, 5, 2, 2, 3))
+    out_shape = (4, 5, 4, 3)
     np.testing.assert_allclose(blocks.shift_add(y, np.empty(out_shape)), blocks.shift_add_arrays(y, out_shape),
                                rtol=1e-12)
 
@@ -394,6 +412,38 @@ def test_relu_kernels_match_the_array_op_path_at_zero_nan_and_any_layout():
         np.testing.assert_array_equal(relu_backward(g, mask), g * (x > 0))
     half = x.astype(np.float16)                                # not a kernel type: the fallback
     np.testing.assert_array_equal(relu_forward(half)[0], half * (half > 0))
+
+
+def test_relu_kernels_keep_a_channels_last_layout():
+    """A convolution's output is NCHW over channels-last memory: the kernels run on it as it
+    is, and both passes hand the layer before an array of that layout."""
+    from rlkit.kernels.relu import relu_backward, relu_forward
+    x = R.standard_normal((2, 4, 3, 5)).astype(np.float32).transpose(0, 3, 1, 2)   # (N, C, H, W)
+    out, mask = relu_forward(x)
+    np.testing.assert_array_equal(out, x * (x > 0))
+    np.testing.assert_array_equal(mask, x > 0)
+    for layout in (out, mask):
+        assert layout.transpose(0, 2, 3, 1).flags.c_contiguous
+    for g in (R.standard_normal(x.shape).astype(np.float32),         # C-contiguous: a Flatten's
+              R.standard_normal((2, 4, 3, 5)).astype(np.float32).transpose(0, 3, 1, 2)):
+        g_in = relu_backward(g, mask)
+        np.testing.assert_array_equal(g_in, g * (x > 0))
+        assert g_in.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES[:2])
+def test_conv2d_output_and_input_gradient_are_channels_last_in_memory(x_shape, out_channels, kernel,
+                                                                      stride, padding):
+    """Both come out NCHW-shaped over (N, H, W, C) memory, so that the next convolution reads them
+    without a transposing copy; the values are those of the reference convolution."""
+    x = Tensor(R.standard_normal(x_shape), requires_grad=True)
+    w = Tensor(R.standard_normal((out_channels, x_shape[1]) + kernel), requires_grad=True)
+    out = F.Conv2d(stride, padding)(x, w)
+    assert out.data.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_allclose(out.numpy(), direct_cross_correlation(x.numpy(), w.numpy(), stride, padding),
+                               rtol=1e-10, atol=1e-10)
+    (out * out).sum().backward()
+    assert x.grad.shape == x_shape
 
 
 def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight():

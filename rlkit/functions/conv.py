@@ -1,6 +1,16 @@
 """2-D convolution (cross-correlation, as PyTorch) and max-pooling, through channels-last
 im2col + GEMM (and space-to-depth blocks for large few-channel convolutions whose input needs
-no gradient: a first layer on frames)."""
+no gradient: a first layer on frames).
+
+A convolution's output (and its input gradient) is an (N, C, H, W) array whose memory is
+channels last, (N, H, W, C): a transposed view of what the GEMM wrote. The next convolution,
+which works channels last, then reads it without a copy, and element-wise layers in between
+keep the layout (NumPy's ``empty_like`` and ufuncs follow their input's memory order; the
+ReLU kernels run on such arrays as they are). Each NCHW <-> NHWC copy so saved cost 0.25-0.32
+ms for the Nature CNN's first feature map at batch 32 and 3.6-5 ms at batch 256 (2-core Xeon).
+Only what needs NCHW memory pays a copy (Flatten before a fully connected layer: its features
+keep PyTorch's (C, H, W) order).
+"""
 import numpy as np
 
 from rlkit.backend import get_array_module
@@ -54,11 +64,10 @@ class Conv2d(Function):
             factors = blocks.block_factors(self.kernel, self.stride, self.padding)
         self.block_layout = None
         if factors:
-            return self._forward_blocks(x, weight, bias, out_size, factors)
-        out = self._forward_im2col(self._scaled(x, weight.dtype), weight, out_size)
-        if bias is not None:
-            out += bias[:, None, None]
-        return out
+            out = self._forward_blocks(x, weight, bias, out_size, factors)
+        else:
+            out = self._forward_im2col(self._scaled(x, weight.dtype), weight, bias, out_size)
+        return out.transpose(0, 3, 1, 2)
 
     def backward(self, g):
         if self.block_layout is not None:
@@ -70,21 +79,22 @@ class Conv2d(Function):
         need_x, need_w = self.needs_input_grad[:2]
         gw = None
         if need_w:
-            gw = _from_channels_last((g_rows.T @ cols).reshape(o, *self.kernel, -1))
+            gw_rows = (g_rows.T @ cols).reshape(o, *self.kernel, -1)           # (O, KH, KW, C)
+            gw = xp.ascontiguousarray(gw_rows.transpose(0, 3, 1, 2))
         gx = None
         if need_x:
             # dcols is kh*kw / (sh*sw) times the size of the input: made and folded a chunk at
             # a time, it never leaves the caches
             _, c, h, w = self.x_shape
-            gx = xp.empty(self.x_shape, dtype=g.dtype)
+            gx = xp.empty((n, h, w, c), dtype=g.dtype)
             pixels = g.shape[2] * g.shape[3]
             for part in _batch_chunks(xp, n, cols.shape[1] * cols.itemsize * pixels):
                 dcols = g_rows[part.start * pixels:part.stop * pixels] @ w_rows  # (rows, KH*KW*C)
-                folded = col2im(dcols, (part.stop - part.start, h, w, c), self.kernel, self.stride,
-                                self.padding)
-                gx[part] = folded.transpose(0, 3, 1, 2)
+                folded = gx[part]                                              # (n, H, W, C)
+                col2im(dcols, folded.shape, self.kernel, self.stride, self.padding, out=folded)
             if self.input_scale != 1:
                 gx *= self.input_scale
+            gx = gx.transpose(0, 3, 1, 2)
         if len(self.needs_input_grad) == 3:
             return gx, gw, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
         return gx, gw
@@ -102,32 +112,35 @@ class Conv2d(Function):
             scaled *= dtype.type(self.input_scale)
         return scaled
 
-    def _forward_im2col(self, x, weight, out_size):
+    def _forward_im2col(self, x, weight, bias, out_size):
         """Channels last inside (rlkit/kernels/im2col.py): the output pixels' rows of im2col
-        times the weight's rows give an (N*OH*OW, O) product, NHWC, transposed to NCHW once."""
+        times the weight's rows give the (N, OH, OW, O) output, to which the bias is added."""
         o, n = weight.shape[0], x.shape[0]
         cols = im2col(_to_channels_last(x), self.kernel, self.stride, self.padding)
         w_rows = _to_channels_last(weight).reshape(o, -1)                      # (O, KH*KW*C)
         self.saved = cols, w_rows
         out = cols @ w_rows.T                                                  # (N*OH*OW, O)
-        return _from_channels_last(out.reshape(n, *out_size, o))
+        if bias is not None:
+            out += bias
+        return out.reshape(n, *out_size, o)
 
     def _forward_blocks(self, x, weight, bias, out_size, factors):
         """The block product Y is mh*mw times the size of the output: made and summed (with
-        the bias) a chunk of the batch at a time, it never leaves the caches."""
+        the bias) a chunk of the batch at a time, it never leaves the caches. Returns the
+        (N, OH, OW, O) output."""
         xp = get_array_module(x)
         o, n = weight.shape[0], x.shape[0]
         counts = blocks.block_counts(out_size, factors)
         w_blocks = blocks.block_weight(weight, self.stride, factors)           # (mh*mw*O, C*sh*sw)
         dtype = xp.result_type(x.dtype, weight.dtype)                         # as the GEMM's
-        out = xp.empty((n, o) + tuple(out_size), dtype=dtype)
+        out = xp.empty((n,) + tuple(out_size) + (o,), dtype=dtype)
         parts = _batch_chunks(xp, n, w_blocks.shape[0] * counts[0] * counts[1] * dtype.itemsize)
         recording = bool(self.needs_input_grad)  # then for the weight (and bias) gradient only
         x_blocks = []
         for part in parts:
             x_part = blocks.to_blocks(x[part], self.stride, counts,            # (C*sh*sw, n*bh*bw)
                                       self.input_scale, dtype)
-            y = (w_blocks @ x_part).reshape(*factors, o, part.stop - part.start, *counts)
+            y = (x_part.T @ w_blocks.T).reshape(part.stop - part.start, *counts, *factors, o)
             blocks.shift_add(y, out[part], bias)
             if recording:
                 x_blocks.append(x_part)
@@ -137,20 +150,23 @@ class Conv2d(Function):
 
     def _backward_blocks(self, g):
         """Weight and bias gradients of a block-path forward (its input needs none):
-        dW_blocks = dY @ X_blocks^T, dY being the output gradient scattered to the blocks, summed
-        over the forward's chunks."""
+        dW_blocks^T = X_blocks @ dY, dY being the output gradient scattered to the blocks, summed
+        over the forward's chunks (as dY^T @ X_blocks^T, on two transposed operands, the GEMM
+        took 1.25 -> 1.48 ms for a batch of 32 through a 16-filter layer, 2-core Xeon)."""
         parts, x_blocks, weight_shape, factors, counts = self.block_layout
+        g = _to_channels_last(g)                                               # (N, OH, OW, O)
         gw = None
         if self.needs_input_grad[1]:
             o, c = weight_shape[:2]
-            gw_blocks = get_array_module(g).zeros(                             # (mh*mw*O, C*sh*sw)
-                (factors[0] * factors[1] * o, c * self.stride[0] * self.stride[1]), g.dtype)
+            gw_blocks_t = get_array_module(g).zeros(                           # (C*sh*sw, mh*mw*O)
+                (c * self.stride[0] * self.stride[1], factors[0] * factors[1] * o), g.dtype)
             for part, x_part in zip(parts, x_blocks):
-                dy = blocks.shift_scatter(g[part], factors, counts)            # (mh*mw*O, n*bh*bw)
-                gw_blocks += dy @ x_part.T
-            gw = blocks.unblock_weight(gw_blocks, weight_shape, self.stride, factors)
+                dy = blocks.shift_scatter(g[part], factors, counts)            # (n*bh*bw, mh*mw*O)
+                gw_blocks_t += x_part @ dy
+            gw = blocks.unblock_weight(gw_blocks_t.T, weight_shape, self.stride, factors)
         if len(self.needs_input_grad) == 3:
-            return None, gw, (g.sum(axis=(0, 2, 3)) if self.needs_input_grad[2] else None)
+            gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if self.needs_input_grad[2] else None
+            return None, gw, gb
         return None, gw
 
 
@@ -195,10 +211,6 @@ class MaxPool2d(Function):
 
 
 def _to_channels_last(array):
-    """(N, C, H, W) -> a contiguous (N, H, W, C) copy."""
+    """(N, C, H, W) -> (N, H, W, C), contiguous: a view of an array whose memory is channels
+    last (a convolution's output), else a copy."""
     return get_array_module(array).ascontiguousarray(array.transpose(0, 2, 3, 1))
-
-
-def _from_channels_last(array):
-    """(N, H, W, C) -> a contiguous (N, C, H, W) copy."""
-    return get_array_module(array).ascontiguousarray(array.transpose(0, 3, 1, 2))

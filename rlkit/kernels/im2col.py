@@ -87,11 +87,19 @@ def col2im_arrays(cols, x_shape, kernel, stride, padding):
     return padded[:, ph:ph + h, pw:pw + w]
 
 
-def col2im(cols, x_shape, kernel, stride, padding):
-    """Fold ``cols`` (N * OH * OW, KH * KW * C) back into an (N, H, W, C) array, summing overlaps."""
+def col2im(cols, x_shape, kernel, stride, padding, out=None):
+    """Fold ``cols`` (N * OH * OW, KH * KW * C) back into an (N, H, W, C) array, summing
+    overlaps: a new one, or ``out`` (contiguous, of shape ``x_shape``), overwritten."""
     if get_array_module(cols) is not np:
-        return col2im_arrays(cols, x_shape, kernel, stride, padding)
+        folded = col2im_arrays(cols, x_shape, kernel, stride, padding)
+        if out is None:
+            return folded
+        out[...] = folded
+        return out
     n, h, w, c, kh, kw, sh, sw, ph, pw, oh, ow = _geometry(x_shape, kernel, stride, padding)
-    out = np.zeros(x_shape, dtype=cols.dtype)
+    if out is None:
+        out = np.zeros(x_shape, dtype=cols.dtype)
+    else:
+        out.fill(0)
     _col2im_numba(np.ascontiguousarray(cols), kh, kw, sh, sw, ph, pw, oh, ow, out)
     return out
