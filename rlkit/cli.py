@@ -21,7 +21,7 @@ SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 COMMANDS = {name.replace("_", "-"): name for name in (
     "train_dqn", "train_pg", "train_q", "solve_mdp", "watch", "evaluate", "plot", "compare", "sweep",
     "bench_core", "bench_conv_layers", "bench_dqn", "bench_envs", "bench_gemm", "bench_pg",
-    "bench_replay", "bench_tabular")}
+    "bench_replay", "bench_revisions", "bench_tabular")}
 
 
 def run_script(name: str) -> None:

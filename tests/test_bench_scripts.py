@@ -1,8 +1,8 @@
 """The engine benchmark's worker runs every case on rlkit (one short sample each), bench_gemm times
-every shape on NumPy, bench_conv_layers every layer on rlkit, and bench_pg's PPO case runs
-rlkit's side for one tiny rollout, so a change to the engine or the agents cannot silently break
-scripts/bench_core.py, bench_gemm.py, bench_conv_layers.py, bench_dqn.py or bench_pg.py --algo
-ppo."""
+every shape on NumPy, bench_conv_layers every layer on rlkit, bench_revisions one case on two
+revisions, and bench_pg's PPO case runs rlkit's side for one tiny rollout, so a change to the
+engine or the agents cannot silently break scripts/bench_core.py, bench_gemm.py,
+bench_conv_layers.py, bench_revisions.py, bench_dqn.py or bench_pg.py --algo ppo."""
 import json
 import subprocess
 import sys
@@ -91,3 +91,18 @@ def test_bench_conv_layers_times_every_layer_on_rlkit(tmp_path):
     assert len(times) == 3
     for forward_ms, forward_backward_ms in times.values():
         assert 0 < forward_ms and 0 < forward_backward_ms
+
+
+def test_bench_revisions_times_a_case_on_both_engines_and_removes_its_worktree(tmp_path):
+    out = tmp_path / "revisions.json"
+    done = subprocess.run(
+        [sys.executable, str(SCRIPTS / "bench_revisions.py"), "--base", "HEAD", "--cases", "mlp_train_step",
+         "--samples", "2", "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    row = report["cases"]["mlp_train_step"]
+    assert row["base_ms"] > 0 and row["head_ms"] > 0 and row["pairs"] == 2
+    assert len(report["base"]) == 40 and "model name" in report["cpu"]
+    worktrees = subprocess.run(["git", "-C", str(SCRIPTS.parent), "worktree", "list"], capture_output=True,
+                               text=True, check=True).stdout
+    assert "rlkit-base-" not in worktrees
