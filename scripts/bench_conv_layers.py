@@ -6,7 +6,9 @@
 bench_core.py times whole updates; this says which layer the difference comes from. Each
 layer is timed twice on float32 input: a forward under no_grad (acting, target networks,
 Double DQN's online pass on s'), and a forward + backward of the output's sum (the first layer
-without an input gradient, as on data; the others with one). Each framework runs in a child
+without an input gradient, as on data; the others with one). The second and third layers get
+their input in the memory layout their own framework's network hands them: channels last
+for rlkit (its convolutions' outputs are NCHW views of NHWC memory), NCHW for PyTorch. Each framework runs in a child
 process of its own with the same thread count, alternating for ``--rounds`` rounds; a time is
 the lowest round's median milliseconds per call (bench_core's timing). Prints a table and
 writes JSON with the CPU model.
@@ -40,8 +42,10 @@ def layer_calls(framework: str, spec, batch: int, rng):
     else:
         import rlkit.nn as nn
         from rlkit.tensor import Tensor, no_grad
+        if input_grad:  # as the convolution before leaves it
+            x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
         conv, data = nn.Conv2d(c, o, k, s), Tensor(x)
-        leaf = Tensor(x.copy(), requires_grad=input_grad)
+        leaf = Tensor(x.copy(order="K"), requires_grad=input_grad)
 
     def forward():
         with no_grad():
