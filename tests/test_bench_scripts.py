@@ -15,6 +15,14 @@ from _bench_core_worker import CASES, case_flops  # noqa: E402
 from _bench_pg_worker import PPO_ATARI  # noqa: E402
 
 
+def run_bench(script: str, out: Path, *arguments: str) -> tuple:
+    """(JSON report, stdout) of ``python scripts/<script> *arguments --out out``, which must succeed."""
+    done = subprocess.run([sys.executable, str(SCRIPTS / script), *arguments, "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return json.loads(out.read_text()), done.stdout
+
+
 def test_rlkit_worker_times_every_case():
     done = subprocess.run(
         [sys.executable, str(SCRIPTS / "_bench_core_worker.py"), "rlkit", "--threads", "1",
@@ -44,13 +52,9 @@ def test_breakdown_accounts_for_the_whole_update_by_op():
 
 
 def test_bench_pg_ppo_times_rlkit_on_one_tiny_rollout(tmp_path):
-    out = tmp_path / "ppo.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_pg.py"), "--algo", "ppo", "--frameworks", "rlkit",
-         "--n-envs", "2", "--n-steps", "16", "--rollouts", "1", "--warmup", "0", "--rounds", "1",
-         "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(out.read_text())
+    report, stdout = run_bench("bench_pg.py", tmp_path / "ppo.json", "--algo", "ppo", "--frameworks", "rlkit",
+                               "--n-envs", "2", "--n-steps", "16", "--rollouts", "1", "--warmup", "0",
+                               "--rounds", "1", "--threads", "1")
     assert report["settings"]["n_envs"] == 2 and report["settings"]["n_steps"] == 16
     assert report["settings"]["clip_range"] == 0.1 and report["threads"] == 1
     assert report["steps_per_s"]["rlkit"] > 0 and report["ratio"] is None  # torch not asked for
@@ -58,7 +62,7 @@ def test_bench_pg_ppo_times_rlkit_on_one_tiny_rollout(tmp_path):
     assert set(parts) == {"envs", "acting", "update", "other"}
     assert all(parts[part] > 0 for part in ("envs", "acting", "update"))
     assert "model name" in report["machine"]["cpu"]
-    assert "rlkit " in done.stdout and "no ratio: only rlkit timed" in done.stdout
+    assert "rlkit " in stdout and "no ratio: only rlkit timed" in stdout
 
 
 def test_bench_pg_ppo_settings_are_the_pong_preset_train_pg_uses():
@@ -69,37 +73,25 @@ def test_bench_pg_ppo_settings_are_the_pong_preset_train_pg_uses():
 
 
 def test_bench_gemm_times_every_shape_on_numpy(tmp_path):
-    out = tmp_path / "gemm.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_gemm.py"), "--threads", "1", "--rounds", "1",
-         "--repeats", "1", "--mkl", "none", "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(out.read_text())
+    report, _ = run_bench("bench_gemm.py", tmp_path / "gemm.json", "--threads", "1", "--rounds", "1",
+                          "--repeats", "1", "--mkl", "none")
     assert set(report["best_us"]) == {"numpy"}
     assert set(report["best_us"]["numpy"]) == set(report["shapes"])
     assert all(us > 0 for us in report["best_us"]["numpy"].values())
 
 
 def test_bench_conv_layers_times_every_layer_on_rlkit(tmp_path):
-    out = tmp_path / "layers.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_conv_layers.py"), "--frameworks", "rlkit", "--batch", "2",
-         "--threads", "1", "--rounds", "1", "--repeats", "1", "--out", str(out)],
-        capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    times = json.loads(out.read_text())["best_ms_forward_and_forward_backward"]["rlkit"]
+    report, _ = run_bench("bench_conv_layers.py", tmp_path / "layers.json", "--frameworks", "rlkit",
+                          "--batch", "2", "--threads", "1", "--rounds", "1", "--repeats", "1")
+    times = report["best_ms_forward_and_forward_backward"]["rlkit"]
     assert len(times) == 3
     for forward_ms, forward_backward_ms in times.values():
         assert 0 < forward_ms and 0 < forward_backward_ms
 
 
 def test_bench_revisions_times_a_case_on_both_engines_and_removes_its_worktree(tmp_path):
-    out = tmp_path / "revisions.json"
-    done = subprocess.run(
-        [sys.executable, str(SCRIPTS / "bench_revisions.py"), "--base", "HEAD", "--cases", "mlp_train_step",
-         "--samples", "2", "--threads", "1", "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    report = json.loads(out.read_text())
+    report, _ = run_bench("bench_revisions.py", tmp_path / "revisions.json", "--base", "HEAD", "--cases",
+                          "mlp_train_step", "--samples", "2", "--threads", "1")
     row = report["cases"]["mlp_train_step"]
     assert row["base_ms"] > 0 and row["head_ms"] > 0 and row["pairs"] == 2
     assert len(report["base"]) == 40 and "model name" in report["cpu"]
