@@ -233,6 +233,15 @@ def test_conv_module_gradients():
                             R.standard_normal((2, 2, 6, 5)))
 
 
+def test_image_layers_take_channels_last_activations_from_a_convolution():
+    """Batch norm, ReLU, max-pooling and a second convolution read the first convolution's
+    channels-last output (an NCHW view) and pass their gradients back through it."""
+    net = nn.Sequential(nn.Conv2d(2, 3, kernel_size=3, padding=1), nn.BatchNorm2d(3), nn.ReLU(),
+                        nn.MaxPool2d(kernel_size=2, stride=1), nn.Conv2d(3, 2, kernel_size=2, stride=2),
+                        nn.ReLU(), nn.Flatten(), nn.Linear(8, 3))
+    assert gradcheck_module(net, R.standard_normal((3, 2, 6, 6)))
+
+
 @pytest.mark.parametrize("layer,shape", [(nn.BatchNorm1d(4), (6, 4)), (nn.BatchNorm2d(3), (4, 3, 3, 2))])
 def test_batch_norm_train_mode_gradients(layer, shape):
     layer.weight.data[...] = R.uniform(0.5, 1.5, layer.num_features)
