@@ -233,38 +233,6 @@ def test_conv_module_gradients():
                             R.standard_normal((2, 2, 6, 5)))
 
 
-def test_conv_module_reuses_its_rearranged_weight_only_while_the_weight_is_unchanged():
-    """The module keeps the weight's channels-last and block copies between calls; an optimiser
-    step, an in-place edit and a change of sign of a zero (equal under ==, not in its bits)
-    each make it rearrange again, so every output is that of the weight as it is now."""
-    conv = nn.Conv2d(4, 3, kernel_size=4, stride=2)
-    frames = R.standard_normal((2, 4, 10, 10))
-
-    def check():
-        w, b = conv.weight.numpy().astype(np.float64), conv.bias.numpy()
-        expected = direct_cross_correlation(frames, w, (2, 2), (0, 0)) + b[:, None, None]
-        # data takes the block path, an input that needs a gradient im2col: both copies are used
-        for x in (Tensor(frames), Tensor(frames, requires_grad=True)):
-            np.testing.assert_allclose(conv(x).numpy(), expected, rtol=1e-5, atol=1e-5)
-
-    check()
-    copies = {layout: made[1] for layout, made in conv.weight_layouts._made.items()}
-    assert len(copies) == 2
-    check()
-    assert all(conv.weight_layouts._made[layout][1] is copy for layout, copy in copies.items())
-    optimizer = rlkit.optim.SGD(conv.parameters(), lr=0.1)
-    conv(Tensor(frames, requires_grad=True)).sum().backward()
-    optimizer.step()
-    check()
-    conv.weight.data[0, 0, 0, 0] += 1.0
-    check()
-    for zero in (0.0, -0.0):
-        conv.weight.data[1, 2, 3, 0] = zero
-        check()
-        made = conv.weight_layouts._made["channels last"][1]
-        assert np.signbit(made).sum() == np.signbit(conv.weight.numpy()).sum()
-
-
 def test_image_layers_take_channels_last_activations_from_a_convolution():
     """Batch norm, ReLU, max-pooling and a second convolution read the first convolution's
     channels-last output (an NCHW view) and pass their gradients back through it."""

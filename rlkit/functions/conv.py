@@ -32,43 +32,6 @@ BLOCKS_MAX_CHANNELS = 8
 CHUNK_BYTES = 4 * 2**20
 
 
-class WeightLayouts:
-    """Rearranged copies of one convolution's weight (channels last for im2col, split into
-    blocks), reused while the weight's values stay as they were.
-
-    An ``nn.Conv2d`` owns one and hands it to each call. Before a copy is reused, the weight is
-    compared bit for bit with the values the copy was made from, so a weight changed in place
-    (an optimiser step, a target network's sync, a user's edit) is rearranged again. At batch 1
-    the comparison costs 7-13 us where a rearrangement costs 22-26 (the Nature CNN's layers,
-    2-core Xeon, ad hoc timings): acting reuses the copies, a training update makes them once
-    per weight change. NumPy only: on CUDA the rearrangement is cheap and a comparison would
-    wait for the device.
-    """
-
-    def __init__(self):
-        self._made = {}  # layout name -> (the weight's values as they were, their rearrangement)
-
-    def get(self, weight, layout: str, rearrange):
-        """``rearrange(weight)``, or the copy made from the same values before."""
-        if get_array_module(weight) is not np or not weight.flags.c_contiguous:
-            return rearrange(weight)
-        made = self._made.get(layout)
-        if made is not None and _same_bits(made[0], weight):
-            return made[1]
-        rearranged = rearrange(weight)
-        self._made[layout] = weight.copy(), rearranged
-        return rearranged
-
-
-def _same_bits(a, b) -> bool:
-    """Whether two C-contiguous arrays hold the same bytes (so NaNs match and -0.0 differs from
-    0.0, unlike ``==``)."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    as_bits = np.dtype(f"u{a.dtype.itemsize}")
-    return bool(np.array_equal(a.reshape(-1).view(as_bits), b.reshape(-1).view(as_bits)))
-
-
 class Conv2d(Function):
     """``x`` (N, C, H, W), ``weight`` (O, C, KH, KW), optional ``bias`` (O,) -> (N, O, OH, OW).
 
@@ -83,15 +46,10 @@ class Conv2d(Function):
     blocks instead (rlkit/kernels/blocks.py) when it records no graph, or records one that
     needs no input gradient (a network's first layer on data): its backward then computes the
     weight gradient in the block layout, and no input gradient.
-
-    ``weight_layouts`` (a :class:`WeightLayouts`, which ``nn.Conv2d`` keeps) lets calls reuse
-    the weight's rearranged copies while its values are unchanged.
     """
 
-    def __init__(self, stride=(1, 1), padding=(0, 0), input_scale: float = 1.0,
-                 weight_layouts: WeightLayouts | None = None):
+    def __init__(self, stride=(1, 1), padding=(0, 0), input_scale: float = 1.0):
         self.stride, self.padding, self.input_scale = stride, padding, input_scale
-        self.weight_layouts = weight_layouts
 
     def forward(self, x, weight, bias=None):
         n, _, h, w = x.shape
@@ -141,12 +99,6 @@ class Conv2d(Function):
             return gx, gw, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
         return gx, gw
 
-    def _weight_as(self, layout: str, weight, rearrange):
-        """``rearrange(weight)``, through ``weight_layouts`` when the call has one."""
-        if self.weight_layouts is None:
-            return rearrange(weight)
-        return self.weight_layouts.get(weight, layout, rearrange)
-
     def _scaled(self, x, weight_dtype):
         """``x`` as the floating-point input of the GEMMs: times ``input_scale``, in the dtype
         NumPy promotes x and the weight to (float32 for uint8 frames); ``x`` itself when there
@@ -165,8 +117,7 @@ class Conv2d(Function):
         times the weight's rows give the (N, OH, OW, O) output, to which the bias is added."""
         o, n = weight.shape[0], x.shape[0]
         cols = im2col(_to_channels_last(x), self.kernel, self.stride, self.padding)
-        w_rows = self._weight_as("channels last", weight,                     # (O, KH*KW*C)
-                                 lambda w: _to_channels_last(w).reshape(o, -1))
+        w_rows = _to_channels_last(weight).reshape(o, -1)                      # (O, KH*KW*C)
         self.saved = cols, w_rows
         out = cols @ w_rows.T                                                  # (N*OH*OW, O)
         if bias is not None:
@@ -180,8 +131,7 @@ class Conv2d(Function):
         xp = get_array_module(x)
         o, n = weight.shape[0], x.shape[0]
         counts = blocks.block_counts(out_size, factors)
-        w_blocks = self._weight_as(f"blocks {self.stride}", weight,            # (mh*mw*O, C*sh*sw)
-                                   lambda w: blocks.block_weight(w, self.stride, factors))
+        w_blocks = blocks.block_weight(weight, self.stride, factors)           # (mh*mw*O, C*sh*sw)
         dtype = xp.result_type(x.dtype, weight.dtype)                         # as the GEMM's
         out = xp.empty((n,) + tuple(out_size) + (o,), dtype=dtype)
         parts = _batch_chunks(xp, n, w_blocks.shape[0] * counts[0] * counts[1] * dtype.itemsize)

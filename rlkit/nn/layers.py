@@ -8,7 +8,6 @@ from __future__ import annotations
 from rlkit import functions as F
 from rlkit import random
 from rlkit.backend import get_array_module
-from rlkit.functions.conv import WeightLayouts
 from rlkit.nn import init
 from rlkit.nn.module import Module, Parameter
 from rlkit.tensor import Tensor, as_tensor
@@ -74,14 +73,11 @@ class Conv2d(Module):
         if bias:
             self.bias = Parameter(np.empty(out_channels, np.float32))
             init.uniform_fan_in_(self.bias, fan_in)
-        # the weight's rearranged copies, remade whenever its values change (see WeightLayouts)
-        self.weight_layouts = WeightLayouts()
 
     def forward(self, x: Tensor) -> Tensor:
         x = as_tensor(x)
         self._check_input(x.shape)
-        fn = F.Conv2d(stride=self.stride, padding=self.padding, input_scale=self.input_scale,
-                      weight_layouts=self.weight_layouts)
+        fn = F.Conv2d(stride=self.stride, padding=self.padding, input_scale=self.input_scale)
         return fn(x, self.weight) if self.bias is None else fn(x, self.weight, self.bias)
 
     def _check_input(self, shape) -> None:
