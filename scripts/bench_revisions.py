@@ -9,13 +9,18 @@ the drift as much as the engines. Here each engine gets one worker process that 
 case once: the base, the revision ``--base`` checked out into a temporary git worktree; the
 head, this checkout as it is, uncommitted changes included. Each is first on its child's
 PYTHONPATH (the child checks which rlkit it imported). The parent then gives the two a turn
-each, the first side alternating: a turn is ``WARM_CALLS`` untimed calls of the case and one
-timed call. Between turns it pauses ``PAUSE_S``, so that the side that just ran has its
+each, the first side alternating: a turn is ``WARM_CALLS`` untimed calls of the case, then
+timed calls, as many as make ``TIMED_MIN_S`` on the base (the same count for both sides; a
+single call of a 1 ms case moved 10% between runs). Between turns it pauses ``PAUSE_S``, so that the side that just ran has its
 OpenBLAS threads asleep (they spin for a while after a call and would take the cores from the
 other side). A slow spell of the machine then hits both sides of a pair, seconds apart.
 
 Reported per case: each side's median milliseconds per call and the median of the paired
-ratios head / base (below 1: the head is faster). The cases are bench_core's
+ratios head / base (below 1: the head is faster). Two A/A runs on the 2-core Xeon (``--base
+HEAD`` on a clean checkout: the same code on both sides, 30 pairs,
+``results/bench/revisions-xeon-aa-{1,2}.json``) gave 0.94 and 0.99 for the batch-1 forward and
+1.01 for the recipe update: each process keeps a bias of a few percent of its own (where its
+arrays landed in memory, say), so an effect below 5% needs several runs to be believed. The cases are bench_core's
 (scripts/_bench_core_worker.py, the head's definitions for both sides). Writes JSON with the
 CPU model and both revisions.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import subprocess
 import sys
@@ -37,17 +43,19 @@ from rlkit.backend import thread_limited_env
 
 SCRIPTS = Path(__file__).resolve().parent
 REPO = SCRIPTS.parent
-# untimed calls before each timed one: the turn's first call after the pause wakes the thread
+# untimed calls before the timed ones: the turn's first call after the pause wakes the thread
 # pools and refills the caches, which a training loop's steady state does not pay
 WARM_CALLS = 2
 # seconds between turns, longer than OpenBLAS's spin before its idle threads sleep (2^28
 # cycles by default, about 0.1 s)
 PAUSE_S = 0.15
+# the least time a turn's timed calls take together on the base
+TIMED_MIN_S = 0.02
 
 
 def worker(cases: list, threads: int) -> None:
-    """Child: build ``cases``, say which rlkit it runs, then for each case name read on stdin
-    run one turn and print the timed call's seconds."""
+    """Child: build ``cases``, say which rlkit it runs, then for each line ``case calls`` read
+    on stdin run one turn and print the seconds per timed call."""
     import numpy as np
 
     import _bench_core_worker
@@ -56,12 +64,14 @@ def worker(cases: list, threads: int) -> None:
     steps = {case: CASES[case](side, np.random.default_rng(0)) for case in cases}
     print(json.dumps({"rlkit": str(Path(rlkit.__file__).resolve().parents[1])}), flush=True)
     for line in sys.stdin:
-        step = steps[line.strip()]
+        case, calls = line.split()
+        step = steps[case]
         for _ in range(WARM_CALLS):
             step()
         start = time.perf_counter()
-        step()
-        print(time.perf_counter() - start, flush=True)
+        for _ in range(int(calls)):
+            step()
+        print((time.perf_counter() - start) / int(calls), flush=True)
 
 
 def start_worker(root: Path, cases: list, threads: int) -> subprocess.Popen:
@@ -82,9 +92,9 @@ def start_worker(root: Path, cases: list, threads: int) -> subprocess.Popen:
     return child
 
 
-def timed_turn(child: subprocess.Popen, case: str) -> float:
-    """Milliseconds of the timed call of one turn of ``case``."""
-    child.stdin.write(case + "\n")
+def timed_turn(child: subprocess.Popen, case: str, calls: int = 1) -> float:
+    """Milliseconds per timed call of one turn of ``case`` with ``calls`` timed calls."""
+    child.stdin.write(f"{case} {calls}\n")
     child.stdin.flush()
     return float(child.stdout.readline()) * 1e3
 
@@ -93,16 +103,17 @@ def compare(sides: dict, cases: list, samples: int) -> dict:
     """{case: {"base_ms", "head_ms", "ratio", "pairs"}} from ``samples`` pairs of turns."""
     results = {}
     for case in cases:
+        calls = max(1, math.ceil(TIMED_MIN_S * 1e3 / timed_turn(sides["base"], case)))
         times = {label: [] for label in sides}
         for sample in range(samples):
             order = ("base", "head") if sample % 2 == 0 else ("head", "base")
             for label in order:
                 time.sleep(PAUSE_S)
-                times[label].append(timed_turn(sides[label], case))
+                times[label].append(timed_turn(sides[label], case, calls))
         ratios = [head / base for head, base in zip(times["head"], times["base"])]
         results[case] = {"base_ms": statistics.median(times["base"]),
                          "head_ms": statistics.median(times["head"]),
-                         "ratio": statistics.median(ratios), "pairs": samples}
+                         "ratio": statistics.median(ratios), "pairs": samples, "timed_calls": calls}
         row = results[case]
         print(f"{case:22s} base {row['base_ms']:9.3f} ms   head {row['head_ms']:9.3f} ms   "
               f"head/base {row['ratio']:.3f}", flush=True)
@@ -151,7 +162,7 @@ def main() -> None:
         finally:
             git("worktree", "remove", "--force", str(checkout))
     write_report(args.out, {"base": base_commit, "head": head, "warm_calls": WARM_CALLS,
-                            "pause_s": PAUSE_S, "ratio": "median over pairs of head ms / base ms",
+                            "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S, "ratio": "median over pairs of head ms / base ms",
                             "cases": results}, args.threads)
 
 
