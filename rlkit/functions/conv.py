@@ -79,8 +79,10 @@ class Conv2d(Function):
         need_x, need_w = self.needs_input_grad[:2]
         gw = None
         if need_w:
-            gw_rows = (g_rows.T @ cols).reshape(o, *self.kernel, -1)           # (O, KH, KW, C)
-            gw = xp.ascontiguousarray(gw_rows.transpose(0, 3, 1, 2))
+            # as cols^T @ g, not g^T @ cols: OpenBLAS ran the Nature CNN's layers' products 5-7%
+            # faster this way at batch 32, 12-13% at 256 (2-core Xeon, ad hoc A/B)
+            gw_cols = (cols.T @ g_rows).reshape(*self.kernel, -1, o)           # (KH, KW, C, O)
+            gw = xp.ascontiguousarray(gw_cols.transpose(3, 2, 0, 1))
         gx = None
         if need_x:
             # dcols is kh*kw / (sh*sw) times the size of the input: made and folded a chunk at
