@@ -11,7 +11,8 @@ input, so both kernels move contiguous runs. In the channels-first layout (one r
 (channel, window row, window column)) every run was one output row (7 to 20 values) read at
 the stride. Measured on the 2-core Zen 5, batch 256 (ms, channels first -> last): the Nature
 CNN's 4x4/2 layer im2col 12.3 -> 5.4 and col2im 10.8 -> 2.8, its 3x3/1 layer 6.2 -> 2.1 and
-7.2 -> 1.5; the NCHW <-> NHWC transposes around them cost 0.2-2.3 ms each.
+7.2 -> 1.5; the NCHW <-> NHWC transposes around them then cost 0.2-2.3 ms each (gone since
+convolutions hand their outputs on channels last: rlkit/functions/conv.py).
 
 How each runs:
 - im2col is one strided view plus one copy, on NumPy and CuPy alike.
