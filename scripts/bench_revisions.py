@@ -11,18 +11,19 @@ head, this checkout as it is, uncommitted changes included. Each is first on its
 PYTHONPATH (the child checks which rlkit it imported). The parent then gives the two a turn
 each, the first side alternating: a turn is ``WARM_CALLS`` untimed calls of the case, then
 timed calls, as many as make ``TIMED_MIN_S`` on the base (the same count for both sides; a
-single call of a 1 ms case moved 10% between runs). Between turns it pauses ``PAUSE_S``, so that the side that just ran has its
-OpenBLAS threads asleep (they spin for a while after a call and would take the cores from the
-other side). A slow spell of the machine then hits both sides of a pair, seconds apart.
+single call of a 1 ms case moved 10% between runs). Between turns it pauses ``PAUSE_S``, so
+that the side that just ran has its OpenBLAS threads asleep (they spin for a while after a
+call and would take the cores from the other side). A slow spell of the machine then hits
+both sides of a pair, seconds apart.
 
 Reported per case: each side's median milliseconds per call and the median of the paired
 ratios head / base (below 1: the head is faster). Two A/A runs on the 2-core Xeon (``--base
 HEAD`` on a clean checkout: the same code on both sides, 30 pairs,
 ``results/bench/revisions-xeon-aa-{1,2}.json``) gave 0.94 and 0.99 for the batch-1 forward and
 1.01 for the recipe update: each process keeps a bias of a few percent of its own (where its
-arrays landed in memory, say), so an effect below 5% needs several runs to be believed. The cases are bench_core's
-(scripts/_bench_core_worker.py, the head's definitions for both sides). Writes JSON with the
-CPU model and both revisions.
+arrays landed in memory, say), so an effect below 5% needs several runs to be believed. The
+cases are bench_core's (scripts/_bench_core_worker.py, the head's definitions for both
+sides). Writes JSON with the CPU model and both revisions.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench_core_worker import CASES
+from _bench_core_worker import CASES, RlkitSide
 from bench_core import cpu_line, cpu_model, write_report
 
 from rlkit.backend import thread_limited_env
@@ -58,9 +59,8 @@ def worker(cases: list, threads: int) -> None:
     on stdin run one turn and print the seconds per timed call."""
     import numpy as np
 
-    import _bench_core_worker
     import rlkit
-    side = _bench_core_worker.RlkitSide(threads)
+    side = RlkitSide(threads)
     steps = {case: CASES[case](side, np.random.default_rng(0)) for case in cases}
     print(json.dumps({"rlkit": str(Path(rlkit.__file__).resolve().parents[1])}), flush=True)
     for line in sys.stdin:
@@ -80,7 +80,8 @@ def start_worker(root: Path, cases: list, threads: int) -> subprocess.Popen:
     env["PYTHONPATH"] = str(root)
     child = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--worker", "--cases", ",".join(cases),
-         "--threads", str(threads)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+         "--threads", str(threads)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
     ready = child.stdout.readline()
     if not ready:
         child.wait()
@@ -100,7 +101,8 @@ def timed_turn(child: subprocess.Popen, case: str, calls: int = 1) -> float:
 
 
 def compare(sides: dict, cases: list, samples: int) -> dict:
-    """{case: {"base_ms", "head_ms", "ratio", "pairs"}} from ``samples`` pairs of turns."""
+    """{case: {"base_ms", "head_ms", "ratio", "pairs", "timed_calls"}} from ``samples`` pairs of
+    turns."""
     results = {}
     for case in cases:
         calls = max(1, math.ceil(TIMED_MIN_S * 1e3 / timed_turn(sides["base"], case)))
@@ -128,7 +130,8 @@ def git(*arguments) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", help="the git revision to compare this checkout with")
-    parser.add_argument("--cases", default="dqn_agent_update,dqn_recipe_update,dqn_train_step,cnn_forward_b1",
+    parser.add_argument("--cases",
+                        default="dqn_agent_update,dqn_recipe_update,dqn_train_step,cnn_forward_b1",
                         help="comma-separated subset of " + ", ".join(CASES))
     parser.add_argument("--samples", type=int, default=40, help="pairs of timed turns per case")
     parser.add_argument("--threads", type=int, default=2)
@@ -162,8 +165,9 @@ def main() -> None:
         finally:
             git("worktree", "remove", "--force", str(checkout))
     write_report(args.out, {"base": base_commit, "head": head, "warm_calls": WARM_CALLS,
-                            "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S, "ratio": "median over pairs of head ms / base ms",
-                            "cases": results}, args.threads)
+                            "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S,
+                            "ratio": "median over pairs of head ms / base ms", "cases": results},
+                 args.threads)
 
 
 if __name__ == "__main__":
