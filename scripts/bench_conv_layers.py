@@ -8,9 +8,10 @@ layer is timed twice on float32 input: a forward under no_grad (acting, target n
 Double DQN's online pass on s'), and a forward + backward of the output's sum (the first layer
 without an input gradient, as on data; the others with one). The second and third layers get
 their input in the memory layout their own framework's network hands them: channels last
-for rlkit (its convolutions' outputs are NCHW views of NHWC memory), NCHW for PyTorch. Each framework runs in a child
-process of its own with the same thread count, alternating for ``--rounds`` rounds; a time is
-the lowest round's median milliseconds per call (bench_core's timing). Prints a table and
+for rlkit (its convolutions' outputs are NCHW views of NHWC memory), NCHW for PyTorch. Each
+framework runs in a child process of its own with the same thread count, alternating for
+``--rounds`` rounds; a time is the lowest round's median milliseconds per call (bench_core's
+timing). Prints a table and
 writes JSON with the CPU model.
 """
 from __future__ import annotations

@@ -444,15 +444,17 @@ def test_relu_kernels_keep_a_channels_last_layout():
 def test_conv2d_output_and_input_gradient_are_channels_last_in_memory(x_shape, out_channels, kernel,
                                                                       stride, padding):
     """Both come out NCHW-shaped over (N, H, W, C) memory, so that the next convolution reads them
-    without a transposing copy; the values are those of the reference convolution."""
-    x = Tensor(R.standard_normal(x_shape), requires_grad=True)
-    w = Tensor(R.standard_normal((out_channels, x_shape[1]) + kernel), requires_grad=True)
-    out = F.Conv2d(stride, padding)(x, w)
-    assert out.data.transpose(0, 2, 3, 1).flags.c_contiguous
-    np.testing.assert_allclose(out.numpy(), direct_cross_correlation(x.numpy(), w.numpy(), stride, padding),
-                               rtol=1e-10, atol=1e-10)
-    (out * out).sum().backward()
-    assert x.grad.shape == x_shape
+    without a transposing copy; the output is the reference convolution's, and the input
+    gradient its adjoint: sum(g * conv(x)) = sum(x * gx)."""
+    x, w = R.standard_normal(x_shape), R.standard_normal((out_channels, x_shape[1]) + kernel)
+    conv = F.Conv2d(stride, padding)
+    out = conv(Tensor(x, requires_grad=True), Tensor(w, requires_grad=True)).data
+    assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+    np.testing.assert_allclose(out, direct_cross_correlation(x, w, stride, padding), rtol=1e-10, atol=1e-10)
+    g = R.standard_normal(out.shape)
+    gx, _ = conv.backward(g)
+    assert gx.shape == x_shape and gx.transpose(0, 2, 3, 1).flags.c_contiguous
+    assert np.isclose(np.sum(g * out), np.sum(x * gx), rtol=1e-10)
 
 
 def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight():
