@@ -35,7 +35,7 @@ import numpy as np
 from agents.policy_base import PolicyAgent, PolicyConfig
 from agents.policy_networks import detach_state
 from agents.training_run import TrainingRun, env_restore, env_snapshot
-from rlkit.backend import to_device, to_numpy
+from rlkit.backend import to_device
 from rlkit.checks import FLAG, integer
 
 
@@ -176,14 +176,14 @@ class PolicyGradient(PolicyAgent):
     def _extra_state(self) -> tuple[dict, dict]:
         meta, arrays = {"episodes_in_batch": self.episodes_in_batch}, {}
         if self.episodes_in_batch:
-            arrays["grad_accumulator"] = to_numpy(self.optimizer.flat_grad).copy()
+            arrays["grad_accumulator"] = self.optimizer.to_parameter_order(self.optimizer.flat_grad)
         episode_meta, episode_arrays = self._episode_state()
         return {**meta, **episode_meta}, {**arrays, **episode_arrays}
 
     def _restore_extra(self, meta: dict, arrays: dict) -> None:
         self.episodes_in_batch = int(meta["episodes_in_batch"])
         if self.episodes_in_batch:
-            self.optimizer.flat_grad[...] = to_device(arrays["grad_accumulator"], self.device)
+            self.optimizer.load_parameter_order(self.optimizer.flat_grad, arrays["grad_accumulator"])
         self._restore_episode(meta, arrays)
 
     def _episode_state(self) -> tuple[dict, dict]:

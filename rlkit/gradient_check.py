@@ -14,16 +14,15 @@ def numerical_gradient(scalar_fn, leaves, eps: float = 1e-6) -> list:
     """
     grads = []
     for leaf in leaves:
-        grad = np.zeros_like(leaf.data)
-        flat, flat_grad = leaf.data.reshape(-1), grad.reshape(-1)
-        for k in range(flat.size):
-            original = flat[k]
-            flat[k] = original + eps
+        data, grad = leaf.data, np.zeros(leaf.data.shape, leaf.data.dtype)
+        for index in np.ndindex(data.shape):  # by index: the data may be a view of any layout
+            original = data[index]
+            data[index] = original + eps
             plus = scalar_fn()
-            flat[k] = original - eps
+            data[index] = original - eps
             minus = scalar_fn()
-            flat[k] = original
-            flat_grad[k] = (plus - minus) / (2 * eps)
+            data[index] = original
+            grad[index] = (plus - minus) / (2 * eps)
         grads.append(grad)
     return grads
 

@@ -12,7 +12,7 @@ import math
 import numba
 import numpy as np
 
-from rlkit.backend import get_array_module, to_device, to_numpy
+from rlkit.backend import get_array_module, memory_axes, to_device, to_numpy
 from rlkit.checks import check, number
 
 
@@ -34,17 +34,46 @@ class Optimizer:
         self.steps = 0
         xp = get_array_module(self.params[0].data)
         self._offsets = np.cumsum([0] + [p.data.size for p in self.params])
-        self.flat = xp.concatenate([p.data.ravel() for p in self.params])
+        # each parameter keeps its memory layout inside the buffer (a convolution's weight is
+        # stored channels last, the layout its GEMM reads: rlkit/nn/layers.py)
+        self._axes = [memory_axes(p.data) or tuple(range(p.data.ndim)) for p in self.params]
+        self.flat = xp.concatenate([self._in_memory_order(p.data, i) for i, p in enumerate(self.params)])
         # gradients already computed before the optimiser was built are kept
-        self.flat_grad = xp.concatenate([p.grad.ravel() if p.grad is not None else xp.zeros(p.data.size, p.data.dtype)
-                                         for p in self.params])
+        self.flat_grad = xp.concatenate([self._in_memory_order(p.grad, i) if p.grad is not None
+                                         else xp.zeros(p.data.size, p.data.dtype)
+                                         for i, p in enumerate(self.params)])
         self._data_views = [self._view(self.flat, i) for i in range(len(self.params))]
         self._grad_views = [self._view(self.flat_grad, i) for i in range(len(self.params))]
         for p, data, grad in zip(self.params, self._data_views, self._grad_views):
             p.data, p.grad = data, grad
 
+    def _in_memory_order(self, array, i):
+        """Parameter ``i``'s ``array`` (its data or gradient) as 1-D, in the data's memory order."""
+        return array.transpose(self._axes[i]).ravel()
+
     def _view(self, buffer, i):
-        return buffer[self._offsets[i]:self._offsets[i + 1]].reshape(self.params[i].data.shape)
+        """Parameter ``i``'s slice of ``buffer``, of the parameter's shape and memory layout."""
+        axes = self._axes[i]
+        shape = self.params[i].data.shape
+        stored = buffer[self._offsets[i]:self._offsets[i + 1]].reshape([shape[a] for a in axes])
+        return stored.transpose(tuple(int(a) for a in np.argsort(axes)))
+
+    def to_parameter_order(self, buffer) -> np.ndarray:
+        """A host copy of ``buffer`` (the flat parameters, gradients or an optimiser slot) with
+        each parameter's values in the C order of its shape, one parameter after another: the
+        layout checkpoints keep, whatever layout the parameters have in memory."""
+        xp = get_array_module(buffer)
+        return to_numpy(xp.concatenate([self._view(buffer, i).ravel() for i in range(len(self.params))]))
+
+    def load_parameter_order(self, buffer, values) -> None:
+        """Write ``values`` (laid out as :meth:`to_parameter_order` gives) into ``buffer``."""
+        if np.shape(values) != buffer.shape:
+            raise ValueError(f"{type(self).__name__}: {np.shape(values)} values for a buffer of "
+                             f"shape {buffer.shape}")
+        values = to_device(np.asarray(values), _device(buffer))
+        for i, p in enumerate(self.params):
+            part = values[self._offsets[i]:self._offsets[i + 1]]
+            self._view(buffer, i)[...] = part.reshape(p.data.shape)
 
     def _sync(self) -> None:
         """Re-attach parameters whose data or grad was replaced outside the optimiser."""
@@ -89,7 +118,7 @@ class Optimizer:
         """Hyper-parameters and slot buffers as host NumPy arrays (savable to .npz)."""
         state = {"lr": np.asarray(self.lr), "steps": np.asarray(self.steps)}
         for name in self._slots:
-            state[name] = to_numpy(getattr(self, name)).copy()
+            state[name] = self.to_parameter_order(getattr(self, name))
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -98,7 +127,7 @@ class Optimizer:
             if np.shape(state[name]) != self.flat.shape:
                 raise ValueError(f"{type(self).__name__} state '{name}' has shape "
                                  f"{np.shape(state[name])}, expected {self.flat.shape}")
-            getattr(self, name)[...] = to_device(np.asarray(state[name]), _device(self.flat))
+            self.load_parameter_order(getattr(self, name), state[name])
         self.lr = float(state["lr"])
         self.steps = int(state["steps"])
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import rlkit
-from rlkit import Tensor, gradcheck, gradcheck_module, nn
+from rlkit import Tensor, gradcheck, gradcheck_module, nn, optim
 from rlkit import functions as F
 from rlkit.kernels.im2col import col2im, col2im_arrays, im2col
 
@@ -455,6 +455,42 @@ def test_conv2d_output_and_input_gradient_are_channels_last_in_memory(x_shape, o
     gx, _ = conv.backward(g)
     assert gx.shape == x_shape and gx.transpose(0, 2, 3, 1).flags.c_contiguous
     assert np.isclose(np.sum(g * out), np.sum(x * gx), rtol=1e-10)
+
+
+def stored_channels_last(array) -> bool:
+    """Whether an (O, C, KH, KW) array's memory is (O, KH, KW, C), C-contiguous."""
+    return array.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_conv_weight_is_stored_channels_last_and_read_without_a_copy():
+    """The layer's weight keeps (O, KH, KW, C) memory through an optimiser, loading a state
+    dict and training; the im2col path multiplies that memory itself (no rearranged copy), the
+    weight gradient comes out in the same layout, and both paths compute what a C-ordered
+    weight gives."""
+    from rlkit.functions.conv import _to_channels_last
+    net = nn.Sequential(nn.Conv2d(4, 8, kernel_size=8, stride=4), nn.ReLU(),
+                        nn.Conv2d(8, 16, kernel_size=4, stride=2))
+    opt = optim.Adam(net.parameters(), lr=1e-3)
+    net.load_state_dict({name: np.ascontiguousarray(a) for name, a in net.state_dict().items()})
+    for conv in (net[0], net[2]):
+        assert stored_channels_last(conv.weight.data) and np.shares_memory(conv.weight.data, opt.flat)
+        assert np.shares_memory(_to_channels_last(conv.weight.data), conv.weight.data)
+    x = Tensor(R.standard_normal((3, 4, 36, 36)).astype(np.float32))
+    opt.zero_grad()
+    net(x).sum().backward()
+    for conv in (net[0], net[2]):
+        assert stored_channels_last(conv.weight.grad) and np.shares_memory(conv.weight.grad, opt.flat_grad)
+    reference = nn.Sequential(nn.Conv2d(4, 8, kernel_size=8, stride=4), nn.ReLU(),
+                              nn.Conv2d(8, 16, kernel_size=4, stride=2))
+    for conv, source in zip((reference[0], reference[2]), (net[0], net[2])):
+        conv.weight.data = np.ascontiguousarray(source.weight.data)   # C order: rearranged per call
+        conv.bias.data = source.bias.data.copy()
+    reference(x).sum().backward()
+    np.testing.assert_allclose(reference(x).data, net(x).data, rtol=1e-6)
+    for conv, source in zip((reference[0], reference[2]), (net[0], net[2])):
+        np.testing.assert_allclose(conv.weight.grad, source.weight.grad, rtol=1e-5, atol=1e-6)
+    opt.step()
+    assert all(stored_channels_last(conv.weight.data) for conv in (net[0], net[2]))
 
 
 def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight():

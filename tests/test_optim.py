@@ -99,6 +99,29 @@ def test_optimizer_state_round_trip_continues_identically():
     np.testing.assert_array_equal(q.data, q1)
 
 
+def test_optimizer_keeps_each_parameters_memory_layout_and_saves_in_parameter_order():
+    """A parameter whose memory is transposed (as a convolution's weight is stored) keeps that
+    layout inside the flat buffer, while checkpoints hold each parameter's values in the C order
+    of its shape, so that they do not depend on layouts (and older ones still load)."""
+    memory = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    w, b = nn.Parameter(memory.transpose(0, 2, 1)), nn.Parameter(np.array([5.0, 6.0], np.float32))
+    logical = w.data.copy()
+    opt = optim.Adam([w, b], lr=0.1)
+    assert w.data.transpose(0, 2, 1).flags.c_contiguous and np.shares_memory(w.data, opt.flat)
+    np.testing.assert_array_equal(w.data, logical)
+    w.grad[...] = np.arange(24, dtype=np.float32).reshape(2, 4, 3)   # differs from w's memory order
+    b.grad[...] = [1.0, -1.0]
+    opt.step()
+    state = opt.state_dict()
+    expected_m = 0.1 * np.concatenate([np.arange(24, dtype=np.float32), [1.0, -1.0]])
+    np.testing.assert_allclose(state["exp_avg"], expected_m, rtol=1e-6)
+    np.testing.assert_array_equal(opt.to_parameter_order(opt.flat), np.concatenate([w.data.ravel(), b.data]))
+    fresh = optim.Adam([nn.Parameter(w.data.copy()), nn.Parameter(b.data.copy())], lr=0.1)
+    fresh.load_state_dict(state)                                # C-ordered parameters this time
+    np.testing.assert_array_equal(fresh.to_parameter_order(fresh.exp_avg), state["exp_avg"])
+    np.testing.assert_allclose(fresh.exp_avg[:24], expected_m[:24], rtol=1e-6)
+
+
 def test_parameters_replaced_outside_the_optimizer_are_reattached():
     layer = nn.Linear(2, 1)
     opt = optim.SGD(layer.parameters(), lr=1.0)

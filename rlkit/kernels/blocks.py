@@ -201,8 +201,10 @@ def shift_scatter(g, factors, blocks):
 
 
 def unblock_weight(w_blocks, weight_shape, stride, factors):
-    """The inverse of ``block_weight``: (mh * mw * O, C * sh * sw) -> (O, C, KH, KW)."""
+    """The inverse of ``block_weight``: (mh * mw * O, C * sh * sw) -> (O, C, KH, KW), its
+    memory channels last (O, KH, KW, C), as Conv2d layers store their weights."""
     o, c, kh, kw = weight_shape
     (sh, sw), (mh, mw) = stride, factors
-    split = w_blocks.reshape(mh, mw, o, c, sh, sw).transpose(2, 3, 0, 4, 1, 5)
-    return get_array_module(w_blocks).ascontiguousarray(split).reshape(o, c, kh, kw)
+    split = w_blocks.reshape(mh, mw, o, c, sh, sw).transpose(2, 0, 4, 1, 5, 3)
+    memory = get_array_module(w_blocks).ascontiguousarray(split).reshape(o, kh, kw, c)
+    return memory.transpose(0, 3, 1, 2)

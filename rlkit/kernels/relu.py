@@ -15,6 +15,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from rlkit.backend import memory_axes
+
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
 def _forward_numba(x, out, mask):
@@ -48,8 +50,7 @@ def _memory_order(array):
         return "C"
     if array.ndim == 4 and array.transpose(CHANNELS_LAST).flags.c_contiguous:
         return CHANNELS_LAST  # the common case, without the sort (2.5 of a batch-1 ReLU's 17 us)
-    order = sorted(range(array.ndim), key=lambda axis: -array.strides[axis])
-    return order if array.transpose(order).flags.c_contiguous else None
+    return memory_axes(array)
 
 
 def _in_order(array, order):
