@@ -137,6 +137,20 @@ def test_shift_scatter_numba_kernel_matches_the_array_op_path():
                                       blocks.shift_scatter_arrays(g, factors, counts))
 
 
+def test_block_weight_kernel_matches_the_array_op_path_and_the_definition():
+    """W[(p, pp, o), (c, q, r)] = w[o, c, p * sh + q, pp * sw + r], from a C-ordered weight and
+    from one stored channels last (the layer's), for each pair of factors."""
+    from rlkit.kernels import blocks
+    for kernel, stride, factors in (((8, 8), (4, 4), (2, 2)), ((4, 2), (2, 2), (2, 1)), ((3, 6), (3, 3), (1, 2))):
+        w = R.standard_normal((5, 3) + kernel).astype(np.float32)
+        for weight in (w, np.ascontiguousarray(w.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+            w_blocks = blocks.block_weight(weight, stride, factors)
+            np.testing.assert_array_equal(w_blocks, blocks.block_weight_arrays(w, stride, factors))
+        (sh, sw), mw = stride, factors[1]
+        p, pp, o, c, q, r = factors[0] - 1, mw - 1, 4, 2, sh - 1, sw - 1
+        assert w_blocks[(p * mw + pp) * 5 + o, (c * sh + q) * sw + r] == w[o, c, p * sh + q, pp * sw + r]
+
+
 def test_shift_add_numba_kernel_matches_the_array_op_path():
     from rlkit.kernels import blocks
     y = R.standard_normal((4, 6, 5, 2, 2, 3))
