@@ -433,8 +433,25 @@ def test_relu_kernels_match_the_array_op_path_at_zero_nan_and_any_layout():
         np.testing.assert_array_equal(out, x * (x > 0))      # NaN stays NaN
         np.testing.assert_array_equal(mask, x > 0)           # no gradient at 0
         np.testing.assert_array_equal(relu_backward(g, mask), g * (x > 0))
+        values, no_mask = relu_forward(layout, with_mask=False)   # a pass without a backward
+        assert no_mask is None
+        np.testing.assert_array_equal(values, out)
+        assert np.array_equal(np.signbit(values), np.signbit(out))   # -0.0 where x < 0, as NumPy
     half = x.astype(np.float16)                                # not a kernel type: the fallback
     np.testing.assert_array_equal(relu_forward(half)[0], half * (half > 0))
+
+
+def test_relu_writes_its_mask_only_when_recording():
+    x = Tensor(R.standard_normal((3, 4)).astype(np.float32), requires_grad=True)
+    with rlkit.no_grad():
+        fn = F.ReLU()
+        fn(x)
+    assert fn.mask is None
+    fn = F.ReLU()
+    out = fn(x)
+    out.sum().backward()
+    np.testing.assert_array_equal(fn.mask, x.data > 0)
+    np.testing.assert_array_equal(x.grad, (x.data > 0).astype(np.float32))
 
 
 def test_relu_kernels_keep_a_channels_last_layout():
@@ -445,7 +462,9 @@ def test_relu_kernels_keep_a_channels_last_layout():
     out, mask = relu_forward(x)
     np.testing.assert_array_equal(out, x * (x > 0))
     np.testing.assert_array_equal(mask, x > 0)
-    for layout in (out, mask):
+    values = relu_forward(x, with_mask=False)[0]
+    np.testing.assert_array_equal(values, out)
+    for layout in (out, mask, values):
         assert layout.transpose(0, 2, 3, 1).flags.c_contiguous
     for g in (R.standard_normal(x.shape).astype(np.float32),         # C-contiguous: a Flatten's
               R.standard_normal((2, 4, 3, 5)).astype(np.float32).transpose(0, 3, 1, 2)):

@@ -60,7 +60,9 @@ class ReLU(Function):
     each pass is one numba loop on the CPU (rlkit/kernels/relu.py)."""
 
     def forward(self, a):
-        out, self.mask = relu.relu_forward(a)
+        # the mask only when recording (needs_input_grad is set then): a no_grad pass (acting,
+        # a target network) skips writing it
+        out, self.mask = relu.relu_forward(a, with_mask=bool(self.needs_input_grad))
         return out
 
     def backward(self, g):
