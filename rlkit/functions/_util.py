@@ -15,6 +15,15 @@ def unbroadcast(grad, shape):
     return grad
 
 
+def column_sums(rows):
+    """Sum over the first axis of a 2-D ``rows`` (a bias's gradient from (pixels or samples,
+    channels) rows), as one matrix-vector product with a vector of ones: NumPy's ``sum(axis=0)``
+    took 288 us for the Nature CNN's first-layer gradient at batch 32 (12800 x 32), the product
+    37 us (2-core Xeon, ad hoc)."""
+    xp = get_array_module(rows)
+    return xp.ones(rows.shape[0], dtype=rows.dtype) @ rows
+
+
 def normalize_axes(axis, ndim):
     """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes."""
     if axis is None:
@@ -34,4 +43,4 @@ def scatter_add(xp, target, index, values):
     return target
 
 
-__all__ = ["unbroadcast", "normalize_axes", "scatter_add", "get_array_module"]
+__all__ = ["unbroadcast", "column_sums", "normalize_axes", "scatter_add", "get_array_module"]

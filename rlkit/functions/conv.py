@@ -14,6 +14,7 @@ keep PyTorch's (C, H, W) order).
 import numpy as np
 
 from rlkit.backend import get_array_module
+from rlkit.functions._util import column_sums
 from rlkit.kernels import blocks
 from rlkit.kernels.im2col import col2im, im2col, output_size
 from rlkit.tensor import Function
@@ -100,7 +101,7 @@ class Conv2d(Function):
                 gx *= self.input_scale
             gx = gx.transpose(0, 3, 1, 2)
         if len(self.needs_input_grad) == 3:
-            return gx, gw, (g_rows.sum(axis=0) if self.needs_input_grad[2] else None)
+            return gx, gw, (column_sums(g_rows) if self.needs_input_grad[2] else None)
         return gx, gw
 
     def _scaled(self, x, weight_dtype):
@@ -170,7 +171,7 @@ class Conv2d(Function):
                 gw_blocks_t += x_part @ dy
             gw = blocks.unblock_weight(gw_blocks_t.T, weight_shape, self.stride, factors)
         if len(self.needs_input_grad) == 3:
-            gb = g.reshape(-1, g.shape[-1]).sum(axis=0) if self.needs_input_grad[2] else None
+            gb = column_sums(g.reshape(-1, g.shape[-1])) if self.needs_input_grad[2] else None
             return None, gw, gb
         return None, gw
 

@@ -2,6 +2,7 @@
 import numpy as np
 
 from rlkit.backend import get_array_module
+from rlkit.functions._util import column_sums
 from rlkit.tensor import Function
 
 # OpenBLAS computes x @ W.T for a few rows of x and a large W at half speed: it repacks all of W
@@ -37,5 +38,5 @@ class Linear(Function):
         gx = (g @ weight) if need_x else None
         gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need_w else None
         if len(self.needs_input_grad) == 3:
-            return gx, gw, (g2.sum(axis=0) if self.needs_input_grad[2] else None)
+            return gx, gw, (column_sums(g2) if self.needs_input_grad[2] else None)
         return gx, gw
