@@ -11,8 +11,7 @@ their input in the memory layout their own framework's network hands them: chann
 for rlkit (its convolutions' outputs are NCHW views of NHWC memory), NCHW for PyTorch. Each
 framework runs in a child process of its own with the same thread count, alternating for
 ``--rounds`` rounds; a time is the lowest round's median milliseconds per call (bench_core's
-timing). Prints a table and
-writes JSON with the CPU model.
+timing). Prints a table and writes JSON with the CPU model.
 """
 from __future__ import annotations
 

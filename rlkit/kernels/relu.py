@@ -3,12 +3,13 @@
 The forward writes max(0, x) and the mask x > 0 in one pass over x (only max(0, x) when no
 backward will follow); the backward writes g * mask in one pass. NumPy needs two passes for
 the forward (the comparison, then the product) and converts the boolean mask to float inside
-the product. Measured on the 2-core Zen 5 (ms, NumPy -> numba): the Nature CNN's first feature map at batch 256 (13 MB) forward 1.25 ->
-0.62, backward 1.07 -> 0.77; its third at batch 256 0.37 -> 0.14 and 0.26 -> 0.11; batch 32
-first map 0.10 -> 0.04 and 0.09 -> 0.04. The kernels run over the arrays' memory, so they take
-any array whose values fill their memory without gaps (C-contiguous, or a convolution's
-output, which is a channels-last array seen as NCHW) and keep that layout; other arrays, types
-other than float32 and float64, and CuPy's take the array-op twins.
+the product. Measured on the 2-core Zen 5 (ms, NumPy -> numba): the Nature CNN's first
+feature map at batch 256 (13 MB) forward 1.25 -> 0.62, backward 1.07 -> 0.77; its third at
+batch 256 0.37 -> 0.14 and 0.26 -> 0.11; batch 32 first map 0.10 -> 0.04 and 0.09 -> 0.04.
+The kernels run over the arrays' memory, so they take any array whose values fill their
+memory without gaps (C-contiguous, or a convolution's output, which is a channels-last array
+seen as NCHW) and keep that layout; other arrays, types other than float32 and float64, and
+CuPy's take the array-op twins.
 """
 from __future__ import annotations
 
