@@ -165,6 +165,8 @@ class SGD(Optimizer):
             self.velocity += grad
             grad = grad + self.momentum * self.velocity if self.nesterov else self.velocity
         param -= self.lr * grad
+        if self.momentum:
+            _flush_subnormal(self.velocity)
 
 
 class RMSProp(Optimizer):
@@ -191,11 +193,12 @@ class RMSProp(Optimizer):
         if xp is np:
             scalar = param.dtype.type
             _rmsprop_numba(param, grad, self.square_avg, scalar(self.alpha), scalar(1 - self.alpha),
-                           scalar(self.lr), scalar(self.eps))
+                           scalar(self.lr), scalar(self.eps), scalar(np.finfo(param.dtype).tiny))
             return
         self.square_avg *= self.alpha
         self.square_avg += (1 - self.alpha) * grad * grad
         param -= self.lr * grad / (xp.sqrt(self.square_avg) + self.eps)
+        _flush_subnormal(self.square_avg)
 
 
 class Adam(Optimizer):
@@ -226,7 +229,8 @@ class Adam(Optimizer):
             scalar = param.dtype.type  # constants of the parameters' dtype keep the loop in it
             _adam_numba(param, grad, self.exp_avg, self.exp_avg_sq, scalar(self.beta1),
                         scalar(1 - self.beta1), scalar(self.beta2), scalar(1 - self.beta2),
-                        scalar(step_size), scalar(inv_bias2), scalar(self.eps))
+                        scalar(step_size), scalar(inv_bias2), scalar(self.eps),
+                        scalar(np.finfo(param.dtype).tiny))
             return
         b1, b2, m, v = self.beta1, self.beta2, self.exp_avg, self.exp_avg_sq
         m *= b1
@@ -234,6 +238,27 @@ class Adam(Optimizer):
         v *= b2
         v += (1 - b2) * grad * grad
         param -= step_size * m / (xp.sqrt(v) * inv_bias2 + self.eps)
+        _flush_subnormal(m)
+        _flush_subnormal(v)
+
+
+# Subnormal state. A moment whose gradient stays 0 (the weights of a unit that never fires)
+# decays geometrically towards 0 and, for thousands of steps on the way (v at beta2 = 0.999:
+# about 16,000 steps from 1.2e-38 to 1.4e-45 in float32), is a subnormal float. On Intel CPUs
+# every operation on a subnormal takes a microcode assist: Adam over the Nature CNN's 1.7 M
+# parameters took 30 ms with a tenth of its moments subnormal and 50 ms with half, against
+# 1.7 ms with none (2-core Xeon, ad hoc), and an MLP step trained on one batch spent 37 of its
+# 170 us in Adam where 4.6 would do. So a moment that falls below the smallest normal value
+# of its dtype (``finfo.tiny``) is stored as 0: each value pays the assist at most once. The
+# step that makes it is taken from the exact value. Later steps change by no more than the
+# first moment's lost value over eps (about lr * 1e-30 for eps = 1e-8) and a relative
+# sqrt(tiny) / eps in the denominator (1e-11). PyTorch keeps subnormals unless told
+# ``torch.set_flush_denormal(True)``, which changes the whole process.
+def _flush_subnormal(buffer) -> None:
+    """Store the values of ``buffer`` whose magnitude is below the smallest normal value of its
+    dtype as 0, in place (the array-op form of the kernels' flush; NumPy or CuPy)."""
+    xp = get_array_module(buffer)
+    buffer *= xp.abs(buffer) >= xp.finfo(buffer.dtype).tiny
 
 
 # error_model="numpy": no Python ZeroDivisionError check per element, which lets the loops
@@ -242,24 +267,30 @@ class Adam(Optimizer):
 # made numba compute in float64 and halved the vector width (Adam on 1.4M float32 parameters,
 # 2-core Xeon: 2.68 -> 1.02 ms, now the same float32 arithmetic as NumPy's and PyTorch's).
 @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-def _adam_numba(param, grad, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size, inv_bias2, eps):
-    """Adam's update in one pass over memory (the array-op form makes about ten)."""
+def _adam_numba(param, grad, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size, inv_bias2, eps,
+                smallest):
+    """Adam's update in one pass over memory (the array-op form makes about ten); moments
+    below ``smallest`` (the dtype's smallest normal value) are stored as 0."""
+    zero = smallest - smallest  # a 0 of the dtype: a Python 0 would make the loop float64
     for k in range(param.size):
         g = grad[k]
         m_k = b1 * m[k] + one_minus_b1 * g
         v_k = b2 * v[k] + one_minus_b2 * g * g
-        m[k], v[k] = m_k, v_k
         param[k] -= step_size * m_k / (math.sqrt(v_k) * inv_bias2 + eps)
+        m[k] = m_k if abs(m_k) >= smallest else zero
+        v[k] = v_k if v_k >= smallest else zero
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
-def _rmsprop_numba(param, grad, square_avg, alpha, one_minus_alpha, lr, eps):
-    """RMSProp's update in one pass over memory (the array-op form makes six)."""
+def _rmsprop_numba(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, smallest):
+    """RMSProp's update in one pass over memory (the array-op form makes six); averages below
+    ``smallest`` (the dtype's smallest normal value) are stored as 0."""
+    zero = smallest - smallest
     for k in range(param.size):
         g = grad[k]
         s_k = alpha * square_avg[k] + one_minus_alpha * g * g
-        square_avg[k] = s_k
         param[k] -= lr * g / (math.sqrt(s_k) + eps)
+        square_avg[k] = s_k if s_k >= smallest else zero
 
 
 def clip_grad_norm_(parameters, max_norm: float) -> float:

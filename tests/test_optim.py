@@ -81,6 +81,31 @@ def test_fused_updates_compute_in_the_parameters_dtype(dtype):
         np.testing.assert_array_equal(p.data, x)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("cls, slots, kwargs", [
+    (optim.Adam, ("exp_avg", "exp_avg_sq"), dict(lr=1e-3)),
+    (optim.RMSProp, ("square_avg",), dict(lr=1e-2, alpha=0.99)),
+    (optim.SGD, ("velocity",), dict(lr=0.1, momentum=0.9)),  # the array-op flush, as on CuPy
+])
+def test_state_decaying_below_the_smallest_normal_is_stored_as_zero(cls, slots, kwargs, dtype):
+    """Under a zero gradient the optimiser state decays geometrically; a value that falls below
+    the dtype's smallest normal number (a subnormal, slow on Intel CPUs) is stored as 0, while
+    values above it decay by the formula."""
+    tiny = np.finfo(dtype).tiny
+    p = nn.Parameter(np.ones(3, dtype))
+    opt = cls([p], **kwargs)
+    start = np.array([tiny * 1.0001, 1e-3, 0], dtype)  # just above the threshold, far above, 0
+    for name in slots:
+        getattr(opt, name)[...] = start
+    opt.zero_grad()
+    opt.step()
+    decay = {"exp_avg": 0.9, "exp_avg_sq": 0.999, "square_avg": 0.99, "velocity": 0.9}
+    for name in slots:
+        state = getattr(opt, name)
+        assert state[0] == 0 and state[2] == 0, (name, state)
+        np.testing.assert_allclose(state[1], decay[name] * 1e-3, rtol=1e-6)
+
+
 def test_optimizer_state_round_trip_continues_identically():
     p1, q1 = run_steps(optim.Adam, steps=4, lr=0.01)
     p, q, gp, gq = params_with_grads()
