@@ -65,6 +65,20 @@ def test_reductions(reduction, axis, keepdims):
     assert gradcheck(fn, randn(2, 3, 4))
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis, keepdims", [(None, False), (1, True), ((0, 2), False), (-1, False)])
+def test_mean_and_mean_losses_equal_numpys_mean_bit_for_bit(dtype, axis, keepdims):
+    """The engine's mean is a sum and one division (NumPy's mean is the same arithmetic, in
+    Python): values, dtype and shape equal ``ndarray.mean``'s exactly."""
+    a = R.standard_normal((5, 7, 3)).astype(dtype)
+    expected = a.mean(axis=axis, keepdims=keepdims)
+    got = Tensor(a).mean(axis=axis, keepdims=keepdims).data
+    assert np.asarray(got).dtype == dtype and np.shape(got) == np.shape(expected)
+    np.testing.assert_array_equal(got, expected)
+    p, t = R.standard_normal((32, 2)).astype(dtype), R.standard_normal((32, 2)).astype(dtype)
+    np.testing.assert_array_equal(rlkit.nn.mse_loss(Tensor(p), Tensor(t)).data, ((p - t) ** 2).mean())
+
+
 def test_max_sends_gradient_to_first_of_tied_maxima():
     a = Tensor(np.array([[1.0, 3.0, 3.0], [2.0, 2.0, 0.0]]), requires_grad=True)
     a.max(axis=1).sum().backward()

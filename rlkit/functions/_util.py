@@ -24,6 +24,17 @@ def column_sums(rows):
     return xp.ones(rows.shape[0], dtype=rows.dtype) @ rows
 
 
+def mean(values, axis=None, keepdims: bool = False):
+    """``values.mean(axis, keepdims)`` as the sum over the axes divided by their element count:
+    NumPy's ``mean`` does the same float arithmetic (a sum, then one division) but in Python
+    around its ufuncs, 9.5 us against 2.6 us for the (32, 2) error of a small network's loss
+    (2-core Xeon, ad hoc); the losses and ``Tensor.mean`` call it on every step."""
+    count = 1
+    for a in normalize_axes(axis, values.ndim):
+        count *= values.shape[a]
+    return values.sum(axis=axis, keepdims=keepdims) / count
+
+
 def normalize_axes(axis, ndim):
     """``axis`` (None, int or tuple, negatives allowed) as a sorted tuple of non-negative axes."""
     if axis is None:
@@ -43,4 +54,4 @@ def scatter_add(xp, target, index, values):
     return target
 
 
-__all__ = ["unbroadcast", "column_sums", "normalize_axes", "scatter_add", "get_array_module"]
+__all__ = ["unbroadcast", "column_sums", "mean", "normalize_axes", "scatter_add", "get_array_module"]

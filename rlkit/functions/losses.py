@@ -3,13 +3,14 @@
 ``reduction`` is "mean" (default), "sum" or "none" (per-element / per-sample losses).
 """
 from rlkit.backend import get_array_module
+from rlkit.functions._util import mean
 from rlkit.functions.elementwise import stable_sigmoid
 from rlkit.tensor import Function
 
 
 def _reduce(values, reduction):
     if reduction == "mean":
-        return values.mean()
+        return mean(values)
     if reduction == "sum":
         return values.sum()
     if reduction == "none":

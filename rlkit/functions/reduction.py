@@ -1,6 +1,6 @@
 """Reductions over axes: sum, mean, max (keepdims supported)."""
 from rlkit.backend import get_array_module
-from rlkit.functions._util import normalize_axes
+from rlkit.functions._util import mean, normalize_axes
 from rlkit.tensor import Function
 
 
@@ -30,7 +30,7 @@ class Mean(Sum):
 
     def forward(self, a):
         self.shape = a.shape
-        return a.mean(axis=self.axis, keepdims=self.keepdims)
+        return mean(a, self.axis, self.keepdims)
 
     def backward(self, g):
         count = 1
