@@ -3,7 +3,10 @@
 Each optimiser gathers its parameters into one contiguous buffer (the parameters' ``.data``
 become views into it, and so do their ``.grad``), so an update is a handful of vector
 operations however many layers the network has. The update formulas are PyTorch's, so the
-same hyper-parameters mean the same thing.
+same hyper-parameters mean the same thing. One difference: state that decays below the
+smallest normal value of its dtype (the moments of a weight whose gradient stays 0) is stored
+as 0 rather than as a subnormal float, which Intel CPUs compute on many times slower (see
+``_flush_subnormal``).
 """
 from __future__ import annotations
 
