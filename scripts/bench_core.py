@@ -14,6 +14,13 @@ A round runs each framework's child once; a child's time for a case is the media
 of the ``--rounds`` rounds' medians (all are kept in the JSON). Times are wall clock on a
 2-core machine that other work may share: rerun before trusting a ratio near its target. Without torch installed (the ``bench`` extra) only rlkit is timed.
 
+With ``--lockstep N`` the two frameworks are also timed in lock-step (scripts/_lockstep.py):
+one long-lived worker each, taking turns on each case N times, so that a slow spell of the
+machine hits both sides of a pair seconds apart; the median of the N paired ratios is printed
+in a second table and kept in the JSON under "lockstep". The rounds' best times compare two
+processes minutes apart, which this machine's drift (20-50% within minutes) can bias either
+way.
+
 Writes ``--out`` (JSON: per case both medians, the ratio, the target, pass/fail, achieved
 GFLOP/s of the GEMM work, plus thread count, versions, BLAS, date) and prints a table.
 """
@@ -30,6 +37,7 @@ import sys
 from pathlib import Path
 
 from _bench_core_worker import CASES, case_flops
+from _lockstep import PAUSE_S, TIMED_MIN_S, WARM_CALLS, paired_turns, start, stop
 
 from rlkit.backend import thread_limited_env
 
@@ -181,6 +189,35 @@ def format_table(rows: dict, threads: int, cpu: dict, ceilings: dict) -> str:
     return "\n".join(lines)
 
 
+def in_lockstep(args) -> dict:
+    """rlkit against torch in lock-step over ``args.cases``: per case both medians, the median
+    of the paired ratios rlkit / torch, its target and pass/fail (scripts/_lockstep.py)."""
+    workers = {framework: start(framework, args.cases, args.threads)[0] for framework in ("torch", "rlkit")}
+    try:
+        print(f"lock-step: {args.lockstep} pairs of turns per case")
+        results = paired_turns(workers, "torch", args.cases, args.lockstep)
+    finally:
+        stop(workers.values())
+    for case, row in results.items():
+        row["target"] = TARGETS.get(case)
+        row["pass"] = row["ratio"] <= row["target"] if row["target"] else None
+    return {"pairs": args.lockstep, "warm_calls": WARM_CALLS, "timed_min_s": TIMED_MIN_S,
+            "pause_s": PAUSE_S, "ratio": "median over pairs of rlkit ms / torch ms",
+            "cases": results}
+
+
+def format_lockstep(lockstep: dict) -> str:
+    header = f"{'case':<20} {'rlkit ms':>9} {'torch ms':>9} {'ratio':>6} {'target':>7} {'pass':>5}"
+    lines = [f"lock-step, {lockstep['pairs']} pairs per case (ratio: median of the paired ratios)",
+             header, "-" * len(header)]
+    for case, r in lockstep["cases"].items():
+        verdict = {True: "yes", False: "NO", None: "-"}[r["pass"]]
+        target = f"<= {r['target']}" if r["target"] else "-"
+        lines.append(f"{case:<20} {r['rlkit_ms']:>9.3f} {r['torch_ms']:>9.3f} {r['ratio']:>6.2f}"
+                     f" {target:>7} {verdict:>5}")
+    return "\n".join(lines)
+
+
 def format_breakdown(report: dict) -> str:
     """The worker's per-op breakdown as lines of ``ms  share  label``, largest first."""
     total = report["total_ms"]
@@ -198,6 +235,8 @@ def main(argv=None) -> None:
                    help="rlkit and torch processes run alternately this many times; the best round counts")
     p.add_argument("--cases", default=",".join(TARGETS), help="comma-separated subset of " + ", ".join(CASES))
     p.add_argument("--out", default="results/bench/core.json")
+    p.add_argument("--lockstep", type=int, default=0, metavar="PAIRS",
+                   help="also time rlkit and torch in lock-step, this many pairs of turns per case")
     p.add_argument("--profile", choices=sorted(CASES),
                    help="run rlkit's side of one case under cProfile and print the top 25 functions")
     p.add_argument("--breakdown", choices=sorted(CASES),
@@ -223,6 +262,7 @@ def main(argv=None) -> None:
             torch.append(measure("torch", args))
     ceilings = gemm_ceilings(rlkit, torch)
     rows = compare(rlkit, torch, args.cases, ceilings)
+    lockstep = in_lockstep(args) if args.lockstep and have_torch else None
     report = {
         "command": "python scripts/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -240,11 +280,14 @@ def main(argv=None) -> None:
         "rlkit": {k: rlkit[0][k] for k in ("versions", "env", "python")},
         "torch": {k: torch[0][k] for k in ("versions", "env", "python")} if torch else "not installed",
         "cases": rows,
+        "lockstep": lockstep,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(format_table(rows, args.threads, report["machine"]["cpu"], ceilings))
+    if lockstep:
+        print(format_lockstep(lockstep))
     busiest = max(report["machine"]["loadavg_1min_before_after"])
     if busiest > BUSY_LOAD + args.threads:  # the benchmark's own load is about args.threads
         print(f"warning: 1-minute load average reached {busiest:.1f} on {os.cpu_count()} cores: other work "

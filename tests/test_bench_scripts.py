@@ -1,12 +1,15 @@
 """The engine benchmark's worker runs every case on rlkit (one short sample each), bench_gemm times
 every shape on NumPy, bench_conv_layers every layer on rlkit, bench_revisions one case on two
-revisions, and bench_pg's PPO case runs rlkit's side for one tiny rollout, so a change to the
-engine or the agents cannot silently break scripts/bench_core.py, bench_gemm.py,
-bench_conv_layers.py, bench_revisions.py, bench_dqn.py or bench_pg.py --algo ppo."""
+revisions, bench_core's lock-step one case against PyTorch (where the bench extra is installed),
+and bench_pg's PPO case runs rlkit's side for one tiny rollout, so a change to the engine or the
+agents cannot silently break scripts/bench_core.py, bench_gemm.py, bench_conv_layers.py,
+bench_revisions.py, bench_dqn.py or bench_pg.py --algo ppo."""
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 sys.path.insert(0, str(SCRIPTS))
@@ -87,6 +90,16 @@ def test_bench_conv_layers_times_every_layer_on_rlkit(tmp_path):
     assert len(times) == 3
     for forward_ms, forward_backward_ms in times.values():
         assert 0 < forward_ms and 0 < forward_backward_ms
+
+
+def test_bench_core_lockstep_pairs_rlkit_with_torch(tmp_path):
+    pytest.importorskip("torch")  # the bench extra: PyTorch is the other side
+    report, stdout = run_bench("bench_core.py", tmp_path / "core.json", "--cases", "mlp_train_step",
+                               "--rounds", "1", "--repeats", "1", "--threads", "1", "--lockstep", "2")
+    row = report["lockstep"]["cases"]["mlp_train_step"]
+    assert row["rlkit_ms"] > 0 and row["torch_ms"] > 0 and row["pairs"] == 2
+    assert row["target"] == 0.3 and row["pass"] == (row["ratio"] <= 0.3)
+    assert "lock-step, 2 pairs per case" in stdout
 
 
 def test_bench_revisions_times_a_case_on_both_engines_and_removes_its_worktree(tmp_path):
