@@ -96,7 +96,7 @@ class RlkitSide:
 
     def info(self) -> dict:
         import numba
-        return {"rlkit": _git_commit(), "numpy": np.__version__, "numba": numba.__version__,
+        return {"rlkit": git_revision(), "numpy": np.__version__, "numba": numba.__version__,
                 "blas": _numpy_blas()}
 
 
@@ -554,7 +554,9 @@ def _own_methods(base, name: str) -> dict:
 
 
 # ------------------------------------------------------------------------- environment facts
-def _git_commit() -> str | None:
+def git_revision() -> str | None:
+    """``git describe --always --dirty`` of the checkout these scripts run from (None outside
+    git): which engine a benchmark's JSON measured."""
     import subprocess
     try:
         return subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True,

@@ -28,6 +28,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from _bench_core_worker import git_revision
 from _bench_pg_worker import Timed
 from bench_core import best_round, cpu_model, measure
 
@@ -71,6 +72,7 @@ def main() -> None:
         "command": "python scripts/bench_dqn.py " + " ".join(
             f"--{k} {v}" for k, v in vars(args).items() if k != "out"),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "revision": git_revision(),
         "machine": {"cpu": cpu_model(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
                     "cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1min_before_after": [load_before, os.getloadavg()[0]],
