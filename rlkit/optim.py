@@ -262,7 +262,7 @@ def _flush_subnormal(buffer) -> None:
     """Store the values of ``buffer`` whose magnitude is below the smallest normal value of its
     dtype as 0, in place (the array-op form of the kernels' flush; NumPy or CuPy)."""
     xp = get_array_module(buffer)
-    buffer *= xp.abs(buffer) >= xp.finfo(buffer.dtype).tiny
+    buffer *= xp.abs(buffer) >= np.finfo(buffer.dtype).tiny  # NumPy's finfo: CuPy's dtypes are NumPy's
 
 
 # error_model="numpy": no Python ZeroDivisionError check per element, which lets the loops
