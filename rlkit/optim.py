@@ -281,8 +281,9 @@ def _adam_numba(param, grad, m, v, b1, one_minus_b1, b2, one_minus_b2, step_size
         m_k = b1 * m[k] + one_minus_b1 * g
         v_k = b2 * v[k] + one_minus_b2 * g * g
         param[k] -= step_size * m_k / (math.sqrt(v_k) * inv_bias2 + eps)
-        m[k] = m_k if abs(m_k) >= smallest else zero
-        v[k] = v_k if v_k >= smallest else zero
+        # written as "below the threshold" so that a NaN stays NaN, as PyTorch keeps it
+        m[k] = zero if abs(m_k) < smallest else m_k
+        v[k] = zero if v_k < smallest else v_k
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, error_model="numpy")
@@ -294,7 +295,7 @@ def _rmsprop_numba(param, grad, square_avg, alpha, one_minus_alpha, lr, eps, sma
         g = grad[k]
         s_k = alpha * square_avg[k] + one_minus_alpha * g * g
         param[k] -= lr * g / (math.sqrt(s_k) + eps)
-        square_avg[k] = s_k if s_k >= smallest else zero
+        square_avg[k] = zero if s_k < smallest else s_k  # a NaN stays NaN
 
 
 def clip_grad_norm_(parameters, max_norm: float) -> float:

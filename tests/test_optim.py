@@ -90,19 +90,21 @@ def test_fused_updates_compute_in_the_parameters_dtype(dtype):
 def test_state_decaying_below_the_smallest_normal_is_stored_as_zero(cls, slots, kwargs, dtype):
     """Under a zero gradient the optimiser state decays geometrically; a value that falls below
     the dtype's smallest normal number (a subnormal, slow on Intel CPUs) is stored as 0, while
-    values above it decay by the formula."""
+    values above it decay by the formula and a NaN stays NaN."""
     tiny = np.finfo(dtype).tiny
-    p = nn.Parameter(np.ones(3, dtype))
+    p = nn.Parameter(np.ones(4, dtype))
     opt = cls([p], **kwargs)
-    start = np.array([tiny * 1.0001, 1e-3, 0], dtype)  # just above the threshold, far above, 0
+    # just above the threshold, far above it, 0, and a NaN (which must stay visible)
+    start = np.array([tiny * 1.0001, 1e-3, 0, np.nan], dtype)
     for name in slots:
         getattr(opt, name)[...] = start
     opt.zero_grad()
-    opt.step()
+    with np.errstate(invalid="ignore"):
+        opt.step()
     decay = {"exp_avg": 0.9, "exp_avg_sq": 0.999, "square_avg": 0.99, "velocity": 0.9}
     for name in slots:
         state = getattr(opt, name)
-        assert state[0] == 0 and state[2] == 0, (name, state)
+        assert state[0] == 0 and state[2] == 0 and np.isnan(state[3]), (name, state)
         np.testing.assert_allclose(state[1], decay[name] * 1e-3, rtol=1e-6)
 
 
