@@ -1,6 +1,6 @@
 """Reductions over axes: sum, mean, max (keepdims supported)."""
 from rlkit.backend import get_array_module
-from rlkit.functions._util import mean, normalize_axes
+from rlkit.functions._util import element_count, mean, normalize_axes
 from rlkit.tensor import Function
 
 
@@ -33,10 +33,7 @@ class Mean(Sum):
         return mean(a, self.axis, self.keepdims)
 
     def backward(self, g):
-        count = 1
-        for i in normalize_axes(self.axis, len(self.shape)):
-            count *= self.shape[i]
-        return super().backward(g / count)
+        return super().backward(g / element_count(self.shape, self.axis))
 
 
 class Max(Function):
