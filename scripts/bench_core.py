@@ -144,6 +144,20 @@ def gemm_ceilings(rlkit: list, torch: list) -> dict:
             "torch": max(r["gemm_gflops"] for r in torch) if torch else None}
 
 
+def judged(case: str, ratio) -> dict:
+    """{"target", "pass"} of ``case`` at rlkit / torch ``ratio`` (pass None without a ratio or
+    a target)."""
+    target = TARGETS.get(case)
+    return {"target": target, "pass": ratio <= target if ratio and target else None}
+
+
+def verdict_cells(row: dict) -> str:
+    """A table row's target and pass columns."""
+    verdict = {True: "yes", False: "NO", None: "-"}[row["pass"]]
+    target = f"<= {row['target']}" if row["target"] else "-"
+    return f"{target:>7} {verdict:>5}"
+
+
 def compare(rlkit: list, torch: list, cases, ceiling: dict) -> dict:
     """Per case: both times, ratio, target, pass, GFLOP/s and its share of the framework's own
     GEMM ``ceiling`` measured in the same run (torch fields None without torch)."""
@@ -153,11 +167,9 @@ def compare(rlkit: list, torch: list, cases, ceiling: dict) -> dict:
         ours, our_rounds = best_round(rlkit, case)
         theirs, their_rounds = best_round(torch, case) if torch else (None, None)
         ratio = ours / theirs if theirs else None
-        target = TARGETS.get(case)  # dqn_agent_update has none here: bench_dqn.py reports it
         rows[case] = {
             "rlkit_ms": round(ours, 4), "torch_ms": round(theirs, 4) if theirs else None,
-            "ratio": round(ratio, 3) if ratio else None, "target": target,
-            "pass": ratio <= target if ratio and target else None,
+            "ratio": round(ratio, 3) if ratio else None, **judged(case, ratio),
             "gflop": round(flops / 1e9, 6),
             "rlkit_gflops": round(flops / ours / 1e6, 2),
             "torch_gflops": round(flops / theirs / 1e6, 2) if theirs else None,
@@ -181,10 +193,8 @@ def format_table(rows: dict, threads: int, cpu: dict, ceilings: dict) -> str:
         return format(value, spec) if value is not None else "-"
 
     for case, r in rows.items():
-        verdict = {True: "yes", False: "NO", None: "-"}[r["pass"]]
-        target = f"<= {r['target']}" if r["target"] else "-"
         lines.append(f"{case:<20} {r['rlkit_ms']:>9.3f} {cell(r['torch_ms'], '>9.3f'):>9}"
-                     f" {cell(r['ratio'], '>6.2f'):>6} {target:>7} {verdict:>5}"
+                     f" {cell(r['ratio'], '>6.2f'):>6} {verdict_cells(r)}"
                      f" {r['rlkit_gflops']:>10.1f} {cell(r['torch_gflops'], '>10.1f'):>10}")
     return "\n".join(lines)
 
@@ -199,8 +209,7 @@ def in_lockstep(args) -> dict:
     finally:
         stop(workers.values())
     for case, row in results.items():
-        row["target"] = TARGETS.get(case)
-        row["pass"] = row["ratio"] <= row["target"] if row["target"] else None
+        row.update(judged(case, row["ratio"]))
     return {"pairs": args.lockstep, "warm_calls": WARM_CALLS, "timed_min_s": TIMED_MIN_S,
             "pause_s": PAUSE_S, "ratio": "median over pairs of rlkit ms / torch ms",
             "cases": results}
@@ -211,10 +220,8 @@ def format_lockstep(lockstep: dict) -> str:
     lines = [f"lock-step, {lockstep['pairs']} pairs per case (ratio: median of the paired ratios)",
              header, "-" * len(header)]
     for case, r in lockstep["cases"].items():
-        verdict = {True: "yes", False: "NO", None: "-"}[r["pass"]]
-        target = f"<= {r['target']}" if r["target"] else "-"
         lines.append(f"{case:<20} {r['rlkit_ms']:>9.3f} {r['torch_ms']:>9.3f} {r['ratio']:>6.2f}"
-                     f" {target:>7} {verdict:>5}")
+                     f" {verdict_cells(r)}")
     return "\n".join(lines)
 
 
