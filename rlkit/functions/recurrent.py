@@ -3,11 +3,18 @@
 Gate order i, f, o, g (the book's): the first 3H rows of the weights feed sigmoid gates, the
 last H the tanh candidate. c' = f * c + i * g, h' = o * tanh(c'). The input projection of all
 time steps is one GEMM with the bias in it, and all the weight gradients are one more, so the
-Python loop holds only the recurrent GEMM and the element-wise step kernels
-(rlkit/kernels/lstm.py).
+recurrence holds only the recurrent product and the element-wise step. In float32 on a CPU with
+AVX-512 and a hidden size that is a multiple of 16, the whole recurrence runs in numba, one
+call per thread and block of the batch (rlkit/kernels/lstm_recurrence.py: 0.82-0.86 of the
+time of the step loop for the 32 x 32 x 64 -> 128 layer's forward and backward, lock-step,
+bench_revisions.py, 2-core Xeon); otherwise (float64, CuPy, other sizes) a Python loop calls the recurrent GEMM and
+the element-wise step kernels (rlkit/kernels/lstm.py).
 """
+import numpy as np
+
 from rlkit.backend import get_array_module
 from rlkit.kernels import lstm as kernels
+from rlkit.kernels import lstm_recurrence
 from rlkit.tensor import Function
 
 
@@ -42,9 +49,13 @@ class LSTMSequence(Function):
         cs[0] = c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a GEMM on a transposed view was 40% slower here
         w_hh_t[:, :3 * hidden] *= 0.5
-        for t in range(steps):
-            gates[t] += hs[t] @ w_hh_t
-            kernels.step_forward(gates[t], cs[t], gates[t], cs[t + 1], tanh_c[t], hs[t + 1])
+        self.whole_recurrence = xp is np and lstm_recurrence.applies(gates.dtype, hidden)
+        if self.whole_recurrence:
+            lstm_recurrence.forward(gates, hs, cs, tanh_c, w_hh_t)
+        else:
+            for t in range(steps):
+                gates[t] += hs[t] @ w_hh_t
+                kernels.step_forward(gates[t], cs[t], gates[t], cs[t + 1], tanh_c[t], hs[t + 1])
         self.saved = steps_in, w_ih, w_hh, cs, gates, tanh_c
         output = xp.ascontiguousarray(hs[1:].transpose(1, 0, 2))
         return output, hs[-1].copy(), cs[-1].copy()
@@ -57,9 +68,13 @@ class LSTMSequence(Function):
         g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2))  # time-major
         dz = gates  # each step's gate gradients overwrite its activations, read for the last time
         dh, dc = g_h, g_c.copy()
-        for t in reversed(range(steps)):
-            kernels.step_backward(dh, g_output[t], dc, gates[t], cs[t], tanh_c[t], dz[t])
-            dh = dz[t] @ w_hh
+        if self.whole_recurrence:
+            dh = g_h.astype(gates.dtype, order="C")  # a copy: the kernel writes it
+            lstm_recurrence.backward(dh, g_output, dc, gates, cs, tanh_c, xp.ascontiguousarray(w_hh))
+        else:
+            for t in reversed(range(steps)):
+                kernels.step_backward(dh, g_output[t], dc, gates[t], cs[t], tanh_c[t], dz[t])
+                dh = dz[t] @ w_hh
         dz_flat = dz.reshape(steps * n, 4 * hidden)                    # rows in (t, n) order
         gx = None
         if self.needs_input_grad[0]:  # often nothing asks for the data's gradient: skip a GEMM

@@ -1,0 +1,138 @@
+"""The 16-lane vector kernels (rlkit/kernels/simd.py, row_gemm.py, lstm_recurrence.py) and the
+row blocks they run on (threads.py).
+
+The kernels are called directly, so they are checked on any CPU; the LSTM layer takes them
+only where ``lstm_recurrence.applies`` (AVX-512, float32, hidden a multiple of 16).
+"""
+import numba
+import numpy as np
+import pytest
+
+from rlkit.functions.recurrent import LSTMSequence
+from rlkit.kernels import lstm_recurrence, simd, threads
+from rlkit.kernels.row_gemm import matmul_rows
+
+R = np.random.default_rng(7)
+
+
+@numba.njit
+def _tanh_lanes(x, out):
+    for i in range(x.shape[0]):
+        for j in range(0, x.shape[1], simd.LANES):
+            simd.store(out, i, j, simd.tanh(simd.load(x, i, j)))
+
+
+def _vector_tanh(values):
+    x = np.asarray(values, np.float32).reshape(-1, simd.LANES)
+    out = np.empty_like(x)
+    _tanh_lanes(x, out)
+    return out.ravel()
+
+
+def test_vector_tanh_is_within_4e_7_of_tanh_and_never_past_one():
+    x = np.concatenate([np.linspace(-12, 12, 400_000), np.geomspace(1e-30, 1e-2, 1_000),
+                        -np.geomspace(1e-30, 1e-2, 1_000)]).astype(np.float32)
+    x = x[:x.size // simd.LANES * simd.LANES]
+    t = _vector_tanh(x)
+    exact = np.tanh(x.astype(np.float64))
+    assert np.abs(t - exact).max() < 4e-7
+    assert np.abs(t).max() <= 1.0
+    np.testing.assert_array_equal(_vector_tanh(-x), -t)  # odd, as tanh
+    small = np.abs(x) < 1e-2            # where 4e-7 absolute says little: a relative bound
+    np.testing.assert_allclose(t[small], exact[small], rtol=1e-6, atol=0)
+
+
+def test_vector_tanh_keeps_nan_and_saturates_at_infinity():
+    x = np.array([np.nan, np.inf, -np.inf, 9.0, -9.0, 30.0, 0.0, -0.0] * 2, np.float32)
+    t = _vector_tanh(x)
+    assert np.isnan(t[0]) and np.isnan(t[8])
+    np.testing.assert_array_equal(t[[1, 2, 5]], [1.0, -1.0, 1.0])
+    assert t[3] == pytest.approx(np.tanh(9.0), abs=1e-7) and t[4] == -t[3]
+    assert t[6] == 0.0
+
+
+@pytest.mark.parametrize("rows,shared,columns", [(1, 3, 16), (5, 7, 48), (9, 64, 80),
+                                                 (32, 128, 512), (6, 512, 128)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_matmul_rows_is_the_product_of_the_rows_it_is_given(rows, shared, columns, accumulate):
+    """Edge tiles (rows not a multiple of 4, columns not of 64) included; strided rows of
+    ``a`` and ``out``; rows outside first:stop untouched."""
+    a = R.standard_normal((rows + 3, shared + 5)).astype(np.float32)[1:rows + 1, 2:shared + 2]
+    b = R.standard_normal((shared, columns)).astype(np.float32)
+    out_parent = R.standard_normal((rows + 2, columns + 16)).astype(np.float32)
+    out = out_parent[1:rows + 1, :columns]
+    before = out_parent.copy()
+    first, stop = (1, rows) if rows > 1 else (0, 1)
+    matmul_rows(a, b, out, first, stop, accumulate)
+    expected = a[first:stop].astype(np.float64) @ b
+    if accumulate:
+        expected += before[1:rows + 1, :columns][first:stop]
+    np.testing.assert_allclose(out[first:stop], expected, rtol=1e-5, atol=1e-5 * np.sqrt(shared))
+    untouched = np.ones(out_parent.shape, bool)
+    untouched[1 + first:1 + stop, :columns] = False
+    np.testing.assert_array_equal(out_parent[untouched], before[untouched])
+
+
+@pytest.mark.parametrize("rows,n_threads", [(1, 2), (5, 2), (8, 2), (9, 2), (32, 2), (32, 3),
+                                            (32, 1), (3, 4)])
+def test_row_blocks_cover_the_rows_in_multiples_of_four(rows, n_threads):
+    blocks = threads.row_blocks(rows, n_threads)
+    assert len(blocks) <= n_threads
+    assert [first for first, _ in blocks] == [0] + [stop for _, stop in blocks[:-1]]
+    assert blocks[-1][1] == rows
+    assert all((stop - first) % threads.ROW_MULTIPLE == 0 for first, stop in blocks[:-1])
+
+
+def _lstm_arrays(n, steps, n_in, hidden, dtype):
+    inputs = [R.standard_normal((n, steps, n_in)), R.standard_normal((n, hidden)) * 0.5,
+              R.standard_normal((n, hidden)), R.standard_normal((4 * hidden, n_in)) * 0.3,
+              R.standard_normal((4 * hidden, hidden)) * 0.3, R.standard_normal(4 * hidden) * 0.1,
+              R.standard_normal(4 * hidden) * 0.1]
+    grads = [R.standard_normal((n, steps, hidden)), R.standard_normal((n, hidden)),
+             R.standard_normal((n, hidden))]
+    return [a.astype(dtype) for a in inputs], [g.astype(dtype) for g in grads]
+
+
+def _run_lstm(inputs, grads):
+    op = LSTMSequence()
+    op.needs_input_grad = (True,) * 7
+    outputs = op.forward(*[a.copy() for a in inputs])
+    return op.whole_recurrence, outputs, op.backward(*[g.copy() for g in grads])
+
+
+@pytest.mark.parametrize("n,hidden", [(32, 128), (5, 16), (1, 32), (13, 48)])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_whole_recurrence_matches_float64_as_closely_as_the_step_loop(monkeypatch, n, hidden,
+                                                                      n_threads):
+    """The LSTM op's outputs and all seven gradients, float32 through the vector kernels and
+    through the step loop, against float64: the vector path's error stays within twice the step
+    loop's plus 1e-6 (both are float32 round-off; the tanh approximation adds its 4e-7)."""
+    monkeypatch.setattr(threads, "_threads", n_threads)
+    inputs, grads = _lstm_arrays(n, 9, 6, hidden, np.float64)
+    _, reference, reference_grads = _run_lstm(inputs, grads)
+    inputs32, grads32 = [a.astype(np.float32) for a in inputs], [g.astype(np.float32) for g in grads]
+    monkeypatch.setattr(lstm_recurrence, "applies", lambda dtype, hidden: True)
+    used_vectors, vector_out, vector_grads = _run_lstm(inputs32, grads32)
+    monkeypatch.setattr(lstm_recurrence, "applies", lambda dtype, hidden: False)
+    used_steps, step_out, step_grads = _run_lstm(inputs32, grads32)
+    assert used_vectors and not used_steps
+    for vector, step, exact in zip((*vector_out, *vector_grads), (*step_out, *step_grads),
+                                   (*reference, *reference_grads)):
+        assert vector.dtype == np.float32 and vector.shape == exact.shape
+        step_error = np.abs(step - exact).max()
+        assert np.abs(vector - exact).max() <= 2 * step_error + 1e-6 * max(1, np.abs(exact).max())
+
+
+def test_whole_recurrence_is_taken_for_float32_multiples_of_16_on_avx512():
+    assert lstm_recurrence.applies(np.dtype(np.float32), 64) == simd.FULL_WIDTH
+    assert not lstm_recurrence.applies(np.dtype(np.float32), 40)
+    assert not lstm_recurrence.applies(np.dtype(np.float64), 64)
+
+
+def test_whole_recurrence_carries_nan_to_the_outputs(monkeypatch):
+    monkeypatch.setattr(lstm_recurrence, "applies", lambda dtype, hidden: True)
+    inputs, grads = _lstm_arrays(4, 3, 2, 16, np.float32)
+    inputs[0][1, 0, 0] = np.nan
+    _, (output, h, c), _ = _run_lstm(inputs, grads)
+    assert np.isnan(output[1]).all() and np.isnan(h[1]).all() and np.isnan(c[1]).all()
+    assert np.isfinite(np.delete(output, 1, axis=0)).all()
