@@ -119,8 +119,7 @@ def thread_limited_env(threads: int) -> dict:
 
 
 def set_num_threads(n: int) -> None:
-    """Limit the CPU math libraries (OpenBLAS and friends) and rlkit's threaded kernels to ``n``
-    threads, from now on.
+    """Limit the CPU math libraries (OpenBLAS and friends) to ``n`` threads, from now on.
 
     Small networks (an MLP on CartPole) run much faster on one thread: a multi-threaded GEMM of
     a 64 x 128 matrix pays thread hand-offs that cost more than the work, and when another
@@ -128,9 +127,6 @@ def set_num_threads(n: int) -> None:
     took 22 s on 2 threads with the machine busy, 1.4 s on one).
     """
     from threadpoolctl import threadpool_limits
-
-    from rlkit.kernels import threads
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
     threadpool_limits(limits=n)
-    threads.set_threads(n)  # rlkit's own kernels that split rows over threads (the LSTM's)

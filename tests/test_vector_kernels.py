@@ -1,5 +1,4 @@
-"""The 16-lane vector kernels (rlkit/kernels/simd.py, row_gemm.py, lstm_recurrence.py) and the
-row blocks they run on (threads.py).
+"""The 16-lane vector kernels (rlkit/kernels/simd.py, row_gemm.py, lstm_recurrence.py).
 
 The kernels are called directly, so they are checked on any CPU; the LSTM layer takes them
 only where ``lstm_recurrence.applies`` (AVX-512, float32, hidden a multiple of 16).
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 from rlkit.functions.recurrent import LSTMSequence
-from rlkit.kernels import lstm_recurrence, simd, threads
+from rlkit.kernels import lstm_recurrence, simd
 from rlkit.kernels.row_gemm import matmul_rows
 
 R = np.random.default_rng(7)
@@ -54,33 +53,20 @@ def test_vector_tanh_keeps_nan_and_saturates_at_infinity():
 @pytest.mark.parametrize("rows,shared,columns", [(1, 3, 16), (5, 7, 48), (9, 64, 80),
                                                  (32, 128, 512), (6, 512, 128)])
 @pytest.mark.parametrize("accumulate", [False, True])
-def test_matmul_rows_is_the_product_of_the_rows_it_is_given(rows, shared, columns, accumulate):
-    """Edge tiles (rows not a multiple of 4, columns not of 64) included; strided rows of
-    ``a`` and ``out``; rows outside first:stop untouched."""
+def test_matmul_rows_is_the_product(rows, shared, columns, accumulate):
+    """Edge tiles (rows not a multiple of 4, columns not of 64) included, on strided rows of
+    ``a`` and ``out``; nothing outside ``out`` is written."""
     a = R.standard_normal((rows + 3, shared + 5)).astype(np.float32)[1:rows + 1, 2:shared + 2]
     b = R.standard_normal((shared, columns)).astype(np.float32)
     out_parent = R.standard_normal((rows + 2, columns + 16)).astype(np.float32)
     out = out_parent[1:rows + 1, :columns]
     before = out_parent.copy()
-    first, stop = (1, rows) if rows > 1 else (0, 1)
-    matmul_rows(a, b, out, first, stop, accumulate)
-    expected = a[first:stop].astype(np.float64) @ b
-    if accumulate:
-        expected += before[1:rows + 1, :columns][first:stop]
-    np.testing.assert_allclose(out[first:stop], expected, rtol=1e-5, atol=1e-5 * np.sqrt(shared))
-    untouched = np.ones(out_parent.shape, bool)
-    untouched[1 + first:1 + stop, :columns] = False
-    np.testing.assert_array_equal(out_parent[untouched], before[untouched])
-
-
-@pytest.mark.parametrize("rows,n_threads", [(1, 2), (5, 2), (8, 2), (9, 2), (32, 2), (32, 3),
-                                            (32, 1), (3, 4)])
-def test_row_blocks_cover_the_rows_in_multiples_of_four(rows, n_threads):
-    blocks = threads.row_blocks(rows, n_threads)
-    assert len(blocks) <= n_threads
-    assert [first for first, _ in blocks] == [0] + [stop for _, stop in blocks[:-1]]
-    assert blocks[-1][1] == rows
-    assert all((stop - first) % threads.ROW_MULTIPLE == 0 for first, stop in blocks[:-1])
+    matmul_rows(a, b, out, accumulate)
+    expected = a.astype(np.float64) @ b + (before[1:rows + 1, :columns] if accumulate else 0)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.sqrt(shared))
+    outside = np.ones(out_parent.shape, bool)
+    outside[1:rows + 1, :columns] = False
+    np.testing.assert_array_equal(out_parent[outside], before[outside])
 
 
 def _lstm_arrays(n, steps, n_in, hidden, dtype):
@@ -101,13 +87,10 @@ def _run_lstm(inputs, grads):
 
 
 @pytest.mark.parametrize("n,hidden", [(32, 128), (5, 16), (1, 32), (13, 48)])
-@pytest.mark.parametrize("n_threads", [1, 2])
-def test_whole_recurrence_matches_float64_as_closely_as_the_step_loop(monkeypatch, n, hidden,
-                                                                      n_threads):
+def test_whole_recurrence_matches_float64_as_closely_as_the_step_loop(monkeypatch, n, hidden):
     """The LSTM op's outputs and all seven gradients, float32 through the vector kernels and
     through the step loop, against float64: the vector path's error stays within twice the step
     loop's plus 1e-6 (both are float32 round-off; the tanh approximation adds its 4e-7)."""
-    monkeypatch.setattr(threads, "_threads", n_threads)
     inputs, grads = _lstm_arrays(n, 9, 6, hidden, np.float64)
     _, reference, reference_grads = _run_lstm(inputs, grads)
     inputs32, grads32 = [a.astype(np.float32) for a in inputs], [g.astype(np.float32) for g in grads]

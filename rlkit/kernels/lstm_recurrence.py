@@ -1,13 +1,20 @@
-"""An LSTM layer's whole recurrence, forward or backward, in one numba call per thread.
+"""An LSTM layer's whole recurrence, forward or backward, in one numba call.
 
 For float32 on a CPU with AVX-512 and a hidden size that is a multiple of 16 (rlkit's
 ``LSTMSequence`` checks :func:`applies`). The step-by-step path (rlkit/kernels/lstm.py) calls
-BLAS and NumPy several times per step; here each thread takes a block of the batch's rows
-through every step alone, since the rows of an LSTM never mix: the recurrent product is
-rlkit/kernels/row_gemm.py's, and the gates' activations are computed on 16-lane vectors
-(rlkit/kernels/simd.py) in the same pass, tanh by its rational approximation (error below
-4e-7, where NumPy's float32 tanh is within about 2 ulp). The backward's element-wise
-arithmetic is the step kernel's, operation for operation.
+BLAS and NumPy several times per step; here the recurrent product is rlkit/kernels/row_gemm.py's
+and the gates' activations are computed on 16-lane vectors (rlkit/kernels/simd.py) in the same
+pass, tanh by its rational approximation (error below 4e-7, where NumPy's float32 tanh is within
+about 2 ulp). The backward's element-wise arithmetic is the step kernel's, operation for
+operation.
+
+One thread. The rows of an LSTM never mix, so blocks of the batch could run on threads of their
+own, and did (Python threads, GIL released): alone, two blocks took 1.5 ms against 2.0-2.8 for
+the 32 x 32 x 128 forward recurrence. Inside the layer they gained nothing (1.7-2.3 ms against
+2.1-2.2): OpenBLAS's idle workers spin for about 0.1 s after each product (its
+``OPENBLAS_THREAD_TIMEOUT``, read when NumPy loads) and held the second core. And for the small
+batches of acting (8 rows, one step) the hand-off made the call 1.1-1.8x slower (2-core Xeon,
+ad hoc).
 
 Gate order i, f, o, g; the forward's pre-activations come with the sigmoid gates' columns
 halved (sigmoid(x) = (1 + tanh(x / 2)) / 2), as for the step kernels.
@@ -20,7 +27,6 @@ import numpy as np
 from rlkit.kernels import simd
 from rlkit.kernels.row_gemm import matmul_rows
 from rlkit.kernels.simd import fma, load, splat, store
-from rlkit.kernels.threads import on_row_blocks
 
 
 def applies(dtype, hidden: int) -> bool:
@@ -29,13 +35,13 @@ def applies(dtype, hidden: int) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _forward_rows(gates, hs, cs, tanh_c, w_hh_t, first, stop):
+def _forward(gates, hs, cs, tanh_c, w_hh_t):
     hidden = cs.shape[2]
     half = splat(0.5)
     for t in range(gates.shape[0]):
         z, c_prev, c, tanh_c_t, h = gates[t], cs[t], cs[t + 1], tanh_c[t], hs[t + 1]
-        matmul_rows(hs[t], w_hh_t, z, first, stop, True)
-        for r in range(first, stop):
+        matmul_rows(hs[t], w_hh_t, z, True)
+        for r in range(z.shape[0]):
             for k in range(0, 3 * hidden, 16):  # the sigmoid gates, from tanh of their half
                 store(z, r, k, fma(half, simd.tanh(load(z, r, k)), half))
             for k in range(3 * hidden, 4 * hidden, 16):
@@ -58,16 +64,16 @@ def forward(gates, hs, cs, tanh_c, w_hh_t) -> None:
     ``cs[0]`` is c0, the rest is written, as is ``tanh_c`` (T, N, H), tanh of ``cs[1:]``.
     ``w_hh_t`` (H, 4H) is the recurrent weight transposed, the sigmoid gates' columns halved.
     """
-    on_row_blocks(_forward_rows, (gates, hs, cs, tanh_c, w_hh_t), gates.shape[1])
+    _forward(gates, hs, cs, tanh_c, w_hh_t)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _backward_rows(dh, g_output, dc, gates, cs, tanh_c, w_hh, first, stop):
+def _backward(dh, g_output, dc, gates, cs, tanh_c, w_hh):
     hidden = dc.shape[1]
     one = splat(1.0)
     for t in range(gates.shape[0] - 1, -1, -1):
         act, c_prev, tanh_c_t, g_out = gates[t], cs[t], tanh_c[t], g_output[t]
-        for r in range(first, stop):
+        for r in range(act.shape[0]):
             for k in range(0, hidden, 16):
                 i, f = load(act, r, k), load(act, r, hidden + k)
                 o, g = load(act, r, 2 * hidden + k), load(act, r, 3 * hidden + k)
@@ -79,7 +85,7 @@ def _backward_rows(dh, g_output, dc, gates, cs, tanh_c, w_hh, first, stop):
                 store(act, r, 2 * hidden + k, d_h * tc * o * (one - o))
                 store(act, r, 3 * hidden + k, d_c * i * (one - g * g))
                 store(dc, r, k, d_c * f)
-        matmul_rows(act, w_hh, dh, first, stop, False)
+        matmul_rows(act, w_hh, dh, False)
 
 
 def backward(dh, g_output, dc, gates, cs, tanh_c, w_hh) -> None:
@@ -91,4 +97,4 @@ def backward(dh, g_output, dc, gates, cs, tanh_c, w_hh) -> None:
     (unhalved) on return. ``cs`` (T + 1, N, H) and ``tanh_c`` (T, N, H) as the forward left
     them; ``w_hh`` (4H, H) the recurrent weight.
     """
-    on_row_blocks(_backward_rows, (dh, g_output, dc, gates, cs, tanh_c, w_hh), dh.shape[0])
+    _backward(dh, g_output, dc, gates, cs, tanh_c, w_hh)

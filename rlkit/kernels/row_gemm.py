@@ -3,11 +3,11 @@
 An LSTM step multiplies its batch's state rows, (N, K) with N about 32, by the same (K, M)
 weight at every step. BLAS re-packs the weight on every call and splits the small product over
 its threads; measured for 32 x 128 @ 128 x 512 on the 2-core Xeon (ad hoc): OpenBLAS 55-69 us
-on one thread, 49-67 us on two, this kernel 34 us for 16 rows and 54-67 us for 32 on one
-thread. The recurrence (rlkit/kernels/lstm_recurrence.py) gives each thread its own rows for
-the whole sequence, so the blocks of the batch run at once with no hand-off between steps (on
-the Xeon VM of these figures, whose two vCPUs ran even scalar work only 1.3-1.4x faster than
-one, two blocks took as long as one thread: 2.6 against 2.7 ms per recurrence, ad hoc).
+on one thread and 49-67 us on two, this kernel 54-67 us on one thread, at the FMA rate
+OpenBLAS reaches on large products (78 against 81-83 GFLOP/s); 32 x 512 @ 512 x 128, the
+backward's, 60 us against 68. It packs nothing, so it is no general GEMM: on the Nature CNN's
+im2col products (thousands of rows, K = 512-576, the weight streamed from L2 for every 4 rows)
+it ran at 41-54 GFLOP/s on two threads against OpenBLAS's 118-132.
 
 The tile is 4 rows by 64 columns: 16 vector sums stay in registers while k runs over the shared
 dimension, each step loading 4 vectors of the weight's row k and 4 scalars of ``a``, for 16
@@ -25,16 +25,16 @@ TILE_ROWS, TILE_COLUMNS = 4, 64
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def matmul_rows(a, b, out, first, stop, accumulate):
-    """``out[first:stop] (+)= a[first:stop] @ b`` for float32 ``a`` (N, K), ``b`` (K, M) and
+def matmul_rows(a, b, out, accumulate):
+    """``out (+)= a @ b`` for float32 ``a`` (N, K), ``b`` (K, M) and
     ``out`` (N, M), M a multiple of 16; ``b`` and ``out`` with contiguous rows (any row
     stride), ``a`` any strides. Adds to ``out`` when ``accumulate``, else overwrites it."""
     shared, columns = a.shape[1], b.shape[1]
-    last_row, last_column = stop - 1, columns - 16
+    last_row, last_column = a.shape[0] - 1, columns - 16
     for j in range(0, columns, TILE_COLUMNS):
         # the tile's 4 column offsets, the last ones clamped inside the matrix
         j0, j1, j2, j3 = j, min(j + 16, last_column), min(j + 32, last_column), min(j + 48, last_column)
-        for i in range(first, stop, TILE_ROWS):
+        for i in range(0, a.shape[0], TILE_ROWS):
             i0, i1, i2, i3 = i, min(i + 1, last_row), min(i + 2, last_row), min(i + 3, last_row)
             if accumulate:
                 s00, s01, s02, s03 = load(out, i0, j0), load(out, i0, j1), load(out, i0, j2), load(out, i0, j3)
