@@ -9,12 +9,12 @@ about 2 ulp). The backward's element-wise arithmetic is the step kernel's, opera
 operation.
 
 One thread. The rows of an LSTM never mix, so blocks of the batch could run on threads of their
-own, and did (Python threads, GIL released): alone, two blocks took 1.5 ms against 2.0-2.8 for
-the 32 x 32 x 128 forward recurrence. Inside the layer they gained nothing (1.7-2.3 ms against
-2.1-2.2): OpenBLAS's idle workers spin for about 0.1 s after each product (its
-``OPENBLAS_THREAD_TIMEOUT``, read when NumPy loads) and held the second core. And for the small
-batches of acting (8 rows, one step) the hand-off made the call 1.1-1.8x slower (2-core Xeon,
-ad hoc).
+own, and did (Python threads, GIL released). Alone, two blocks took 1.5 ms against 2.0-2.8 for
+the 32 x 32 x 128 forward recurrence; inside the layer the threaded version ran at 0.82-0.86 of
+the step loop's time, the single thread at 0.61-0.67 (bench_revisions.py, lock-step, 2-core
+Xeon). OpenBLAS's idle workers spin for about 0.1 s after each product (its
+``OPENBLAS_THREAD_TIMEOUT``, read when NumPy loads) and held the other core; and for the small
+batches of acting (8 rows, one step) the hand-off made the call 1.1-1.8x slower (ad hoc).
 
 Gate order i, f, o, g; the forward's pre-activations come with the sigmoid gates' columns
 halved (sigmoid(x) = (1 + tanh(x / 2)) / 2), as for the step kernels.
