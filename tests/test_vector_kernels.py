@@ -119,3 +119,10 @@ def test_whole_recurrence_carries_nan_to_the_outputs(monkeypatch):
     _, (output, h, c), _ = _run_lstm(inputs, grads)
     assert np.isnan(output[1]).all() and np.isnan(h[1]).all() and np.isnan(c[1]).all()
     assert np.isfinite(np.delete(output, 1, axis=0)).all()
+
+
+def test_vector_loads_refuse_arrays_that_are_not_float32():
+    """A float64 array read 16 float32 lanes at a time would be garbage: numba refuses to
+    compile it instead."""
+    with pytest.raises(numba.core.errors.TypingError):
+        matmul_rows(np.ones((4, 16)), np.ones((16, 16)), np.zeros((4, 16)), False)

@@ -63,9 +63,10 @@ class LSTMSequence(Function):
         xp = get_array_module(gates)
         steps, n, hidden = tanh_c.shape
         n_in = w_ih.shape[1]
-        g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2))  # time-major
+        g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2),       # time-major
+                                        dtype=gates.dtype)
         dz = gates  # each step's gate gradients overwrite its activations, read for the last time
-        dh, dc = g_h, g_c.copy()
+        dh, dc = g_h, g_c.astype(gates.dtype)  # dc: a copy, updated in place
         if self.whole_recurrence:
             dh = g_h.astype(gates.dtype, order="C")  # a copy: the kernel writes it
             lstm_recurrence.backward(dh, g_output, dc, gates, cs, tanh_c, xp.ascontiguousarray(w_hh))

@@ -35,7 +35,16 @@ def applies(dtype, hidden: int) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _forward(gates, hs, cs, tanh_c, w_hh_t):
+def forward(gates, hs, cs, tanh_c, w_hh_t):
+    """Run the recurrence over all T steps, in place.
+
+    All arrays float32. ``gates`` (T, N, 4H): each step's input projection (bias included) on
+    entry, its activated gates on return. ``hs`` (T + 1, N, H): ``hs[0]`` is h0 on entry,
+    ``hs[t + 1]`` becomes h after step t (rows may have any stride, the last axis contiguous).
+    ``cs`` (T + 1, N, H):
+    ``cs[0]`` is c0, the rest is written, as is ``tanh_c`` (T, N, H), tanh of ``cs[1:]``.
+    ``w_hh_t`` (H, 4H) is the recurrent weight transposed, the sigmoid gates' columns halved.
+    """
     hidden = cs.shape[2]
     half = splat(0.5)
     for t in range(gates.shape[0]):
@@ -55,20 +64,16 @@ def _forward(gates, hs, cs, tanh_c, w_hh_t):
                 store(h, r, k, load(z, r, 2 * hidden + k) * tanh_c_new)
 
 
-def forward(gates, hs, cs, tanh_c, w_hh_t) -> None:
-    """Run the recurrence over all T steps, in place.
-
-    ``gates`` (T, N, 4H): each step's input projection (bias included) on entry, its activated
-    gates on return. ``hs`` (T + 1, N, H): ``hs[0]`` is h0 on entry, ``hs[t + 1]`` becomes h
-    after step t (rows may have any stride, the last axis contiguous). ``cs`` (T + 1, N, H):
-    ``cs[0]`` is c0, the rest is written, as is ``tanh_c`` (T, N, H), tanh of ``cs[1:]``.
-    ``w_hh_t`` (H, 4H) is the recurrent weight transposed, the sigmoid gates' columns halved.
-    """
-    _forward(gates, hs, cs, tanh_c, w_hh_t)
-
-
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _backward(dh, g_output, dc, gates, cs, tanh_c, w_hh):
+def backward(dh, g_output, dc, gates, cs, tanh_c, w_hh):
+    """Back-propagate through all T steps, in place; all arrays float32.
+
+    ``dh``, ``dc`` (N, H): the gradients of the last h and c on entry, of h0 and c0 on return.
+    ``g_output`` (T, N, H): the gradient of each step's h from the layer's output. ``gates``
+    (T, N, 4H): the forward's activated gates on entry, the gradients of the pre-activations
+    (unhalved) on return. ``cs`` (T + 1, N, H) and ``tanh_c`` (T, N, H) as the forward left
+    them; ``w_hh`` (4H, H) the recurrent weight.
+    """
     hidden = dc.shape[1]
     one = splat(1.0)
     for t in range(gates.shape[0] - 1, -1, -1):
@@ -86,15 +91,3 @@ def _backward(dh, g_output, dc, gates, cs, tanh_c, w_hh):
                 store(act, r, 3 * hidden + k, d_c * i * (one - g * g))
                 store(dc, r, k, d_c * f)
         matmul_rows(act, w_hh, dh, False)
-
-
-def backward(dh, g_output, dc, gates, cs, tanh_c, w_hh) -> None:
-    """Back-propagate through all T steps, in place.
-
-    ``dh``, ``dc`` (N, H): the gradients of the last h and c on entry, of h0 and c0 on return.
-    ``g_output`` (T, N, H): the gradient of each step's h from the layer's output. ``gates``
-    (T, N, 4H): the forward's activated gates on entry, the gradients of the pre-activations
-    (unhalved) on return. ``cs`` (T + 1, N, H) and ``tanh_c`` (T, N, H) as the forward left
-    them; ``w_hh`` (4H, H) the recurrent weight.
-    """
-    _backward(dh, g_output, dc, gates, cs, tanh_c, w_hh)

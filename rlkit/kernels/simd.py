@@ -56,6 +56,11 @@ class _Float32VectorModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, _VECTOR)
 
 
+def _is_float32_matrix(array) -> bool:
+    """The typing check of load and store: anything else is a compile error, not a misread."""
+    return isinstance(array, types.Array) and array.dtype == types.float32 and array.ndim == 2
+
+
 def _lanes_pointer(context, builder, signature, args):
     """Pointer to ``array[i, j]`` (from ``args`` = array, i, j), as a pointer to 16 floats."""
     array_type = signature.args[0]
@@ -70,6 +75,9 @@ def _lanes_pointer(context, builder, signature, args):
 @intrinsic
 def load(typingctx, array, i, j):
     """``array[i, j:j + 16]`` of a float32 2-D array as one vector."""
+    if not _is_float32_matrix(array):
+        return None
+
     def codegen(context, builder, signature, args):
         return builder.load(_lanes_pointer(context, builder, signature, args), align=4)
     return float32x16(array, i, j), codegen
@@ -78,6 +86,9 @@ def load(typingctx, array, i, j):
 @intrinsic
 def store(typingctx, array, i, j, vector):
     """``array[i, j:j + 16] = vector``."""
+    if not _is_float32_matrix(array):
+        return None
+
     def codegen(context, builder, signature, args):
         builder.store(args[3], _lanes_pointer(context, builder, signature, args), align=4)
         return context.get_dummy_value()
