@@ -100,7 +100,8 @@ def to_device(array, device: str):
 def memory_axes(array):
     """``array``'s axes from the slowest-varying in memory to the fastest, when its values fill
     their memory without gaps (then ``array.transpose(axes)`` is C-contiguous: a C-contiguous
-    array gives (0, 1, ...), a convolution weight stored channels last (0, 2, 3, 1)); None
+    array gives (0, 1, ...), a convolution's (O, C, KH, KW) weight stored (KH, KW, C, O) gives
+    (2, 3, 1, 0)); None
     when they do not (a slice with gaps)."""
     axes = tuple(sorted(range(array.ndim), key=lambda axis: -array.strides[axis]))
     return axes if array.transpose(axes).flags.c_contiguous else None

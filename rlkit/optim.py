@@ -38,7 +38,7 @@ class Optimizer:
         xp = get_array_module(self.params[0].data)
         self._offsets = np.cumsum([0] + [p.data.size for p in self.params])
         # each parameter keeps its memory layout inside the buffer (a convolution's weight is
-        # stored channels last, the layout its GEMM reads: rlkit/nn/layers.py)
+        # stored (KH, KW, C, O), the layout its GEMM reads: rlkit/nn/layers.py)
         self._axes = [memory_axes(p.data) or tuple(range(p.data.ndim)) for p in self.params]
         self.flat = xp.concatenate([self._in_memory_order(p.data, i) for i, p in enumerate(self.params)])
         # gradients already computed before the optimiser was built are kept

@@ -338,8 +338,8 @@ def _unwrap_index(index):
 def _accumulate_leaf(tensor: Tensor, grad) -> None:
     if tensor.grad is None:
         # an op may hand the same array to several inputs: own a copy before adding into it
-        # (in the gradient's memory layout: a convolution's weight gradient is channels last,
-        # as the weight is)
+        # (in the gradient's memory layout: a convolution's weight gradient is (KH, KW, C, O)
+        # in memory, as the weight is)
         tensor.grad = grad.copy(order="K")
     else:
         tensor.grad += grad

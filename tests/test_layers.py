@@ -139,11 +139,11 @@ def test_shift_scatter_numba_kernel_matches_the_array_op_path():
 
 def test_block_weight_kernel_matches_the_array_op_path_and_the_definition():
     """W[(p, pp, o), (c, q, r)] = w[o, c, p * sh + q, pp * sw + r], from a C-ordered weight and
-    from one stored channels last (the layer's), for each pair of factors."""
+    from one stored (KH, KW, C, O) (the layer's), for each pair of factors."""
     from rlkit.kernels import blocks
     for kernel, stride, factors in (((8, 8), (4, 4), (2, 2)), ((4, 2), (2, 2), (2, 1)), ((3, 6), (3, 3), (1, 2))):
         w = R.standard_normal((5, 3) + kernel).astype(np.float32)
-        for weight in (w, np.ascontiguousarray(w.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)):
+        for weight in (w, np.ascontiguousarray(w.transpose(2, 3, 1, 0)).transpose(3, 2, 0, 1)):
             w_blocks = blocks.block_weight(weight, stride, factors)
             np.testing.assert_array_equal(w_blocks, blocks.block_weight_arrays(w, stride, factors))
         (sh, sw), mw = stride, factors[1]
@@ -490,29 +490,29 @@ def test_conv2d_output_and_input_gradient_are_channels_last_in_memory(x_shape, o
     assert np.isclose(np.sum(g * out), np.sum(x * gx), rtol=1e-10)
 
 
-def stored_channels_last(array) -> bool:
-    """Whether an (O, C, KH, KW) array's memory is (O, KH, KW, C), C-contiguous."""
-    return array.transpose(0, 2, 3, 1).flags.c_contiguous
+def stored_filters_last(array) -> bool:
+    """Whether an (O, C, KH, KW) array's memory is (KH, KW, C, O), C-contiguous."""
+    return array.transpose(2, 3, 1, 0).flags.c_contiguous
 
 
-def test_conv_weight_is_stored_channels_last_and_read_without_a_copy():
-    """The layer's weight keeps (O, KH, KW, C) memory through an optimiser, loading a state
+def test_conv_weight_is_stored_filters_last_and_read_without_a_copy():
+    """The layer's weight keeps (KH, KW, C, O) memory through an optimiser, loading a state
     dict and training; the im2col path multiplies that memory itself (no rearranged copy), the
-    weight gradient comes out in the same layout, and both paths compute what a C-ordered
-    weight gives."""
-    from rlkit.functions.conv import _to_channels_last
+    weight gradient comes out in the same layout on both paths (blocks, im2col), and both
+    compute what a C-ordered weight gives."""
+    from rlkit.functions.conv import _weight_columns
     net = nn.Sequential(nn.Conv2d(4, 8, kernel_size=8, stride=4), nn.ReLU(),
                         nn.Conv2d(8, 16, kernel_size=4, stride=2))
     opt = optim.Adam(net.parameters(), lr=1e-3)
     net.load_state_dict({name: np.ascontiguousarray(a) for name, a in net.state_dict().items()})
     for conv in (net[0], net[2]):
-        assert stored_channels_last(conv.weight.data) and np.shares_memory(conv.weight.data, opt.flat)
-        assert np.shares_memory(_to_channels_last(conv.weight.data), conv.weight.data)
+        assert stored_filters_last(conv.weight.data) and np.shares_memory(conv.weight.data, opt.flat)
+        assert np.shares_memory(_weight_columns(conv.weight.data), conv.weight.data)
     x = Tensor(R.standard_normal((3, 4, 36, 36)).astype(np.float32))
     opt.zero_grad()
     net(x).sum().backward()
     for conv in (net[0], net[2]):
-        assert stored_channels_last(conv.weight.grad) and np.shares_memory(conv.weight.grad, opt.flat_grad)
+        assert stored_filters_last(conv.weight.grad) and np.shares_memory(conv.weight.grad, opt.flat_grad)
     reference = nn.Sequential(nn.Conv2d(4, 8, kernel_size=8, stride=4), nn.ReLU(),
                               nn.Conv2d(8, 16, kernel_size=4, stride=2))
     for conv, source in zip((reference[0], reference[2]), (net[0], net[2])):
@@ -523,7 +523,7 @@ def test_conv_weight_is_stored_channels_last_and_read_without_a_copy():
     for conv, source in zip((reference[0], reference[2]), (net[0], net[2])):
         np.testing.assert_allclose(conv.weight.grad, source.weight.grad, rtol=1e-5, atol=1e-6)
     opt.step()
-    assert all(stored_channels_last(conv.weight.data) for conv in (net[0], net[2]))
+    assert all(stored_filters_last(conv.weight.data) for conv in (net[0], net[2]))
 
 
 def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight():

@@ -74,18 +74,16 @@ class Conv2d(Function):
         if self.block_layout is not None:
             return self._backward_blocks(g)
         xp = get_array_module(g)
-        cols, w_rows = self.saved
+        cols, w_columns = self.saved
         n, o = g.shape[:2]
         g_rows = _to_channels_last(g).reshape(-1, o)                           # (N*OH*OW, O)
         need_x, need_w = self.needs_input_grad[:2]
         gw = None
         if need_w:
             # as cols^T @ g, not g^T @ cols: OpenBLAS ran the Nature CNN's layers' products 5-7%
-            # faster this way at batch 32, 12-13% at 256 (2-core Xeon, ad hoc A/B)
-            gw_cols = cols.T @ g_rows                                          # (KH*KW*C, O)
-            # channels last, as the layer stores its weight, so that it adds into the
-            # optimiser's gradient without a second rearrangement
-            gw = _channels_last_weight(xp.ascontiguousarray(gw_cols.T), self.kernel)
+            # faster this way at batch 32, 12-13% at 256 (2-core Xeon, ad hoc A/B); and it comes
+            # out in the layer's weight layout, so it adds into the optimiser's gradient as it is
+            gw = _weight_of_columns(cols.T @ g_rows, self.kernel)                # (KH*KW*C, O)
         gx = None
         if need_x:
             # dcols is kh*kw / (sh*sw) times the size of the input: made and folded a chunk at
@@ -94,7 +92,7 @@ class Conv2d(Function):
             gx = xp.empty((n, h, w, c), dtype=g.dtype)
             pixels = g.shape[2] * g.shape[3]
             for part in _batch_chunks(xp, n, cols.shape[1] * cols.itemsize * pixels):
-                dcols = g_rows[part.start * pixels:part.stop * pixels] @ w_rows  # (rows, KH*KW*C)
+                dcols = g_rows[part.start * pixels:part.stop * pixels] @ w_columns.T  # (rows, K)
                 folded = gx[part]                                              # (n, H, W, C)
                 col2im(dcols, folded.shape, self.kernel, self.stride, self.padding, out=folded)
             if self.input_scale != 1:
@@ -119,12 +117,13 @@ class Conv2d(Function):
 
     def _forward_im2col(self, x, weight, bias, out_size):
         """Channels last inside (rlkit/kernels/im2col.py): the output pixels' rows of im2col
-        times the weight's rows give the (N, OH, OW, O) output, to which the bias is added."""
+        times the weight's (KH*KW*C, O) matrix give the (N, OH, OW, O) output, to which the
+        bias is added."""
         o, n = weight.shape[0], x.shape[0]
         cols = im2col(_to_channels_last(x), self.kernel, self.stride, self.padding)
-        w_rows = _to_channels_last(weight).reshape(o, -1)                      # (O, KH*KW*C)
-        self.saved = cols, w_rows
-        out = cols @ w_rows.T                                                  # (N*OH*OW, O)
+        w_columns = _weight_columns(weight)                                    # (KH*KW*C, O)
+        self.saved = cols, w_columns
+        out = cols @ w_columns                                                 # (N*OH*OW, O)
         if bias is not None:
             out += bias
         return out.reshape(n, *out_size, o)
@@ -216,10 +215,17 @@ class MaxPool2d(Function):
         return (gx.reshape(self.x_shape),)
 
 
-def _channels_last_weight(w_rows, kernel):
-    """(O, KH*KW*C) weight rows -> the (O, C, KH, KW) view of their memory."""
-    o, columns = w_rows.shape
-    return w_rows.reshape(o, *kernel, columns // (kernel[0] * kernel[1])).transpose(0, 3, 1, 2)
+def _weight_columns(weight):
+    """(O, C, KH, KW) weight -> the (KH*KW*C, O) matrix that im2col's rows multiply: a view of
+    a Conv2d layer's weight, whose memory is (KH, KW, C, O) (rlkit/nn/layers.py), else a copy."""
+    o = weight.shape[0]
+    return get_array_module(weight).ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(-1, o)
+
+
+def _weight_of_columns(columns, kernel):
+    """The inverse of :func:`_weight_columns`: (KH*KW*C, O) -> the (O, C, KH, KW) view of it."""
+    k, o = columns.shape
+    return columns.reshape(*kernel, k // (kernel[0] * kernel[1]), o).transpose(3, 2, 0, 1)
 
 
 def _to_channels_last(array):

@@ -232,9 +232,9 @@ def shift_scatter(g, factors, blocks):
 
 def unblock_weight(w_blocks, weight_shape, stride, factors):
     """The inverse of ``block_weight``: (mh * mw * O, C * sh * sw) -> (O, C, KH, KW), its
-    memory channels last (O, KH, KW, C), as Conv2d layers store their weights."""
+    memory (KH, KW, C, O), as Conv2d layers store their weights."""
     o, c, kh, kw = weight_shape
     (sh, sw), (mh, mw) = stride, factors
-    split = w_blocks.reshape(mh, mw, o, c, sh, sw).transpose(2, 0, 4, 1, 5, 3)
-    memory = get_array_module(w_blocks).ascontiguousarray(split).reshape(o, kh, kw, c)
-    return memory.transpose(0, 3, 1, 2)
+    split = w_blocks.reshape(mh, mw, o, c, sh, sw).transpose(0, 4, 1, 5, 3, 2)
+    memory = get_array_module(w_blocks).ascontiguousarray(split).reshape(kh, kw, c, o)
+    return memory.transpose(3, 2, 0, 1)
