@@ -10,8 +10,8 @@ them as sums and runs at the core's FMA rate.
 Use inside ``numba.njit`` functions only:
 
 - :func:`load` / :func:`store`: the 16 values ``array[i, j:j + 16]`` of a float32 2-D array
-  whose last axis is contiguous (any row stride; nothing is checked: the caller keeps ``j + 16``
-  within the row);
+  whose last axis is contiguous (any row stride; another dtype or rank does not compile, but
+  bounds are not checked: the caller keeps ``j + 16`` within the row);
 - :func:`splat`: a scalar in every lane; :func:`fma`: ``a * b + c`` lane by lane, one rounding;
 - ``+ - * /`` between vectors, lane by lane (IEEE: NaN propagates);
 - :func:`clamp`: ``min(max(x, lo), hi)`` that keeps NaN (a NaN input is not clamped into range);
