@@ -1,7 +1,7 @@
 """The 16-lane vector kernels (rlkit/kernels/simd.py, row_gemm.py, lstm_recurrence.py).
 
 The kernels are called directly, so they are checked on any CPU; the LSTM layer takes them
-only where ``lstm_recurrence.applies`` (AVX-512, float32, hidden a multiple of 16).
+only where ``lstm_recurrence.applies`` (AVX-512 or AVX2 + FMA, float32, hidden a multiple of 16).
 """
 import numba
 import numpy as np
@@ -106,8 +106,8 @@ def test_whole_recurrence_matches_float64_as_closely_as_the_step_loop(monkeypatc
         assert np.abs(vector - exact).max() <= 2 * step_error + 1e-6 * max(1, np.abs(exact).max())
 
 
-def test_whole_recurrence_is_taken_for_float32_multiples_of_16_on_avx512():
-    assert lstm_recurrence.applies(np.dtype(np.float32), 64) == simd.FULL_WIDTH
+def test_whole_recurrence_is_taken_for_float32_multiples_of_16_where_the_vectors_are_fast():
+    assert lstm_recurrence.applies(np.dtype(np.float32), 64) == simd.FAST_ON_THIS_CPU
     assert not lstm_recurrence.applies(np.dtype(np.float32), 40)
     assert not lstm_recurrence.applies(np.dtype(np.float64), 64)
 

@@ -4,7 +4,8 @@ Gate order i, f, o, g (the book's): the first 3H rows of the weights feed sigmoi
 last H the tanh candidate. c' = f * c + i * g, h' = o * tanh(c'). The input projection of all
 time steps is one GEMM with the bias in it, and all the weight gradients are one more, so the
 recurrence holds only the recurrent product and the element-wise step. In float32 on a CPU with
-AVX-512 and a hidden size that is a multiple of 16, the whole recurrence is one numba call
+AVX-512 (or AVX2 and FMA) and a hidden size that is a multiple of 16, the whole recurrence is one
+numba call
 (rlkit/kernels/lstm_recurrence.py); otherwise (float64, CuPy, other sizes) a Python loop calls
 the recurrent GEMM and the element-wise step kernels (rlkit/kernels/lstm.py).
 """

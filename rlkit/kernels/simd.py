@@ -18,8 +18,8 @@ Use inside ``numba.njit`` functions only:
 - :func:`tanh`: a rational approximation, within 4e-7 of tanh in float32.
 
 Where the CPU has no AVX-512, LLVM splits each vector into 2 AVX2 (or 4 NEON) registers: the
-results are the same, the speed is not (16 sums no longer fit): callers choose by
-:data:`FULL_WIDTH`.
+results are the same (the tests pass with numba compiling for ``haswell``), the speed differs:
+callers choose by :data:`FAST_ON_THIS_CPU`.
 """
 from __future__ import annotations
 
@@ -35,9 +35,14 @@ from numba.extending import intrinsic, models, overload, register_model
 
 LANES = 16
 _VECTOR = ir.VectorType(ir.FloatType(), LANES)
-# True when one vector is one register of this CPU (AVX-512): the kernels built on this module
-# are then faster than BLAS for their sizes; otherwise callers keep BLAS
-FULL_WIDTH = llvm_binding.get_host_cpu_features().get("avx512f", False)
+_FEATURES = llvm_binding.get_host_cpu_features()
+# The CPUs the kernels built on these vectors are for. With AVX-512 one vector is one register.
+# With AVX2 and FMA it is two, and a product's 16 sums take all 16 registers twice over, so they
+# spill; yet emulated on the 2-core Xeon (NUMBA_CPU_NAME=haswell, OPENBLAS_CORETYPE=Haswell) the
+# LSTM layer still ran at 0.847 of the step loop's time (bench_revisions.py, lock-step; not
+# measured on an AVX2 CPU). Without FMA each lane's fma is a library call; other architectures
+# are unmeasured: there callers keep BLAS.
+FAST_ON_THIS_CPU = bool(_FEATURES.get("avx512f") or (_FEATURES.get("avx2") and _FEATURES.get("fma")))
 
 
 class Float32Vector(types.Type):
