@@ -83,7 +83,7 @@ def _run_lstm(inputs, grads):
     op = LSTMSequence()
     op.needs_input_grad = (True,) * 7
     outputs = op.forward(*[a.copy() for a in inputs])
-    return op.whole_recurrence, outputs, op.backward(*[g.copy() for g in grads])
+    return op.whole_recurrence, outputs, op.backward(*[g.copy(order="K") for g in grads])
 
 
 @pytest.mark.parametrize("n,hidden", [(32, 128), (5, 16), (1, 32), (13, 48)])
@@ -126,3 +126,35 @@ def test_vector_loads_refuse_arrays_that_are_not_float32():
     compile it instead."""
     with pytest.raises(numba.core.errors.TypingError):
         matmul_rows(np.ones((4, 16)), np.ones((16, 16)), np.zeros((4, 16)), False)
+
+
+def test_whole_recurrence_takes_gradients_of_any_memory_order(monkeypatch):
+    """A loss such as (c.T @ M).sum() hands the layer a transposed (F-ordered) gradient of c:
+    the vector path reads it as the step loop does."""
+    inputs, grads = _lstm_arrays(20, 4, 3, 16, np.float32)
+    grads = [grads[0], np.asfortranarray(grads[1]), np.asfortranarray(grads[2])]
+    results = []
+    for vector in (True, False):
+        monkeypatch.setattr(lstm_recurrence, "applies", lambda dtype, hidden, vector=vector: vector)
+        used, outputs, gradients = _run_lstm(inputs, grads)
+        assert used == vector
+        results.append(gradients)
+    for vector_grad, step_grad in zip(*results):
+        np.testing.assert_allclose(vector_grad, step_grad, rtol=1e-4, atol=1e-5)
+
+
+def test_a_weight_of_another_dtype_takes_the_step_loop(monkeypatch):
+    monkeypatch.setattr(lstm_recurrence, "applies", lambda dtype, hidden: True)
+    inputs, grads = _lstm_arrays(4, 3, 2, 16, np.float32)
+    inputs[4] = inputs[4].astype(np.float64)                      # w_hh
+    used, (output, _, _), _ = _run_lstm(inputs, grads)
+    assert not used and np.isfinite(output).all()
+
+
+@pytest.mark.parametrize("b_shape,b_order", [((8, 40), "C"), ((8, 8), "C"), ((8, 32), "F")])
+def test_matmul_rows_refuses_what_its_tiles_cannot_cover(b_shape, b_order):
+    """Columns not a multiple of 16 (or fewer than 16), or rows that are not contiguous, would
+    be read or written past their ends: an error instead."""
+    b = np.ones(b_shape, np.float32, order=b_order)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        matmul_rows(np.ones((4, 8), np.float32), b, np.zeros((4, b_shape[1]), np.float32), False)

@@ -48,7 +48,9 @@ class LSTMSequence(Function):
         cs[0] = c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a GEMM on a transposed view was 40% slower here
         w_hh_t[:, :3 * hidden] *= 0.5
-        self.whole_recurrence = xp is np and lstm_recurrence.applies(gates.dtype, hidden)
+        # (a weight of another dtype than the input's takes the step loop, which promotes)
+        self.whole_recurrence = (xp is np and w_hh_t.dtype == gates.dtype
+                                 and lstm_recurrence.applies(gates.dtype, hidden))
         if self.whole_recurrence:
             lstm_recurrence.forward(gates, hs, cs, tanh_c, w_hh_t)
         else:
@@ -67,11 +69,12 @@ class LSTMSequence(Function):
         g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2),       # time-major
                                         dtype=gates.dtype)
         dz = gates  # each step's gate gradients overwrite its activations, read for the last time
-        dh, dc = g_h, g_c.astype(gates.dtype)  # dc: a copy, updated in place
+        dc = g_c.astype(gates.dtype, order="C")  # a copy, updated in place, rows contiguous
         if self.whole_recurrence:
             dh = g_h.astype(gates.dtype, order="C")  # a copy: the kernel writes it
             lstm_recurrence.backward(dh, g_output, dc, gates, cs, tanh_c, xp.ascontiguousarray(w_hh))
         else:
+            dh = g_h
             for t in reversed(range(steps)):
                 kernels.step_backward(dh, g_output[t], dc, gates[t], cs[t], tanh_c[t], dz[t])
                 dh = dz[t] @ w_hh

@@ -30,6 +30,8 @@ def matmul_rows(a, b, out, accumulate):
     ``out`` (N, M), M a multiple of 16; ``b`` and ``out`` with contiguous rows (any row
     stride), ``a`` any strides. Adds to ``out`` when ``accumulate``, else overwrites it."""
     shared, columns = a.shape[1], b.shape[1]
+    if columns < 16 or columns % 16 or b.strides[1] != 4 or out.strides[1] != 4:
+        raise ValueError("matmul_rows: b and out need a multiple of 16 columns, contiguous in rows")
     last_row, last_column = a.shape[0] - 1, columns - 16
     for j in range(0, columns, TILE_COLUMNS):
         # the tile's 4 column offsets, the last ones clamped inside the matrix

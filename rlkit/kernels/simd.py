@@ -17,6 +17,10 @@ Use inside ``numba.njit`` functions only:
 - :func:`clamp`: ``min(max(x, lo), hi)`` that keeps NaN (a NaN input is not clamped into range);
 - :func:`tanh`: a rational approximation, within 4e-7 of tanh in float32.
 
+numba's cache of a kernel follows only the kernel's own source file: after a change here, delete
+the cached builds of the kernels that use this module (``rlkit/kernels/__pycache__/*.nbi`` and
+``*.nbc``), or they keep the old intrinsics.
+
 Where the CPU has no AVX-512, LLVM splits each vector into 2 AVX2 (or 4 NEON) registers: the
 results are the same (the tests pass with numba compiling for ``haswell``), the speed differs:
 callers choose by :data:`FAST_ON_THIS_CPU`.
