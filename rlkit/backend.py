@@ -101,8 +101,7 @@ def memory_axes(array):
     """``array``'s axes from the slowest-varying in memory to the fastest, when its values fill
     their memory without gaps (then ``array.transpose(axes)`` is C-contiguous: a C-contiguous
     array gives (0, 1, ...), a convolution's (O, C, KH, KW) weight stored (KH, KW, C, O) gives
-    (2, 3, 1, 0)); None
-    when they do not (a slice with gaps)."""
+    (2, 3, 1, 0)); None when they do not (a slice with gaps)."""
     axes = tuple(sorted(range(array.ndim), key=lambda axis: -array.strides[axis]))
     return axes if array.transpose(axes).flags.c_contiguous else None
 

@@ -5,9 +5,8 @@ last H the tanh candidate. c' = f * c + i * g, h' = o * tanh(c'). The input proj
 time steps is one GEMM with the bias in it, and all the weight gradients are one more, so the
 recurrence holds only the recurrent product and the element-wise step. In float32 on a CPU with
 AVX-512 (or AVX2 and FMA) and a hidden size that is a multiple of 16, the whole recurrence is one
-numba call
-(rlkit/kernels/lstm_recurrence.py); otherwise (float64, CuPy, other sizes) a Python loop calls
-the recurrent GEMM and the element-wise step kernels (rlkit/kernels/lstm.py).
+numba call (rlkit/kernels/lstm_recurrence.py); otherwise (float64, CuPy, other sizes) a Python
+loop calls the recurrent GEMM and the element-wise step kernels (rlkit/kernels/lstm.py).
 """
 import numpy as np
 
@@ -48,9 +47,7 @@ class LSTMSequence(Function):
         cs[0] = c0
         w_hh_t = xp.ascontiguousarray(w_hh.T)  # a GEMM on a transposed view was 40% slower here
         w_hh_t[:, :3 * hidden] *= 0.5
-        # (a weight of another dtype than the input's takes the step loop, which promotes)
-        self.whole_recurrence = (xp is np and w_hh_t.dtype == gates.dtype
-                                 and lstm_recurrence.applies(gates.dtype, hidden))
+        self.whole_recurrence = xp is np and lstm_recurrence.applies(hidden, gates.dtype, w_hh_t.dtype)
         if self.whole_recurrence:
             lstm_recurrence.forward(gates, hs, cs, tanh_c, w_hh_t)
         else:

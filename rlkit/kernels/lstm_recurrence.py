@@ -1,8 +1,8 @@
 """An LSTM layer's whole recurrence, forward or backward, in one numba call.
 
 For float32 on a CPU with AVX-512, or AVX2 and FMA, and a hidden size that is a multiple of 16
-(rlkit's ``LSTMSequence`` checks :func:`applies`). The step-by-step path (rlkit/kernels/lstm.py) calls
-BLAS and NumPy several times per step; here the recurrent product is rlkit/kernels/row_gemm.py's
+(rlkit's ``LSTMSequence`` checks :func:`applies`). The step-by-step path (rlkit/kernels/lstm.py)
+calls BLAS and NumPy several times per step; here the recurrent product is rlkit/kernels/row_gemm.py's
 and the gates' activations are computed on 16-lane vectors (rlkit/kernels/simd.py) in the same
 pass, tanh by its rational approximation (error below 4e-7, where NumPy's float32 tanh is within
 about 2 ulp). The backward's element-wise arithmetic is the step kernel's, operation for
@@ -29,9 +29,12 @@ from rlkit.kernels.row_gemm import matmul_rows
 from rlkit.kernels.simd import fma, load, splat, store
 
 
-def applies(dtype, hidden: int) -> bool:
-    """True when these kernels run an LSTM of this dtype and hidden size on this CPU."""
-    return simd.FAST_ON_THIS_CPU and dtype == np.float32 and hidden % simd.LANES == 0
+def applies(hidden: int, *dtypes) -> bool:
+    """True when these kernels run, on this CPU, an LSTM of this hidden size whose arrays have
+    ``dtypes``: all float32 (an input and a weight of different dtypes take the step loop,
+    which promotes)."""
+    return (simd.FAST_ON_THIS_CPU and hidden % simd.LANES == 0
+            and all(dtype == np.float32 for dtype in dtypes))
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
