@@ -119,8 +119,7 @@ def thread_limited_env(threads: int) -> dict:
 
 
 def set_num_threads(n: int) -> None:
-    """Limit the CPU math libraries (OpenBLAS and friends) to ``n`` threads, from now on; with
-    the engine's own threads on (rlkit/parallel.py), run those on ``n`` threads instead.
+    """Limit the CPU math libraries (OpenBLAS and friends) to ``n`` threads, from now on.
 
     Small networks (an MLP on CartPole) run much faster on one thread: a multi-threaded GEMM of
     a 64 x 128 matrix pays thread hand-offs that cost more than the work, and when another
@@ -128,11 +127,6 @@ def set_num_threads(n: int) -> None:
     took 22 s on 2 threads with the machine busy, 1.4 s on one).
     """
     from threadpoolctl import threadpool_limits
-
-    from rlkit import parallel
     if n < 1:
         raise ValueError(f"thread count must be >= 1, got {n}")
-    if parallel.enabled():
-        parallel.set_threads(n)  # the engine's own threads; BLAS stays on one
-    else:
-        threadpool_limits(limits=n)
+    threadpool_limits(limits=n)

@@ -15,7 +15,6 @@ import math
 import numba
 import numpy as np
 
-from rlkit import parallel
 from rlkit.backend import get_array_module, memory_axes, to_device, to_numpy
 from rlkit.checks import check, number
 
@@ -196,9 +195,8 @@ class RMSProp(Optimizer):
             grad = grad + self.weight_decay * param
         if xp is np:
             scalar = param.dtype.type
-            parallel.elementwise(_rmsprop_numba, (param, grad, self.square_avg), scalar(self.alpha),
-                                 scalar(1 - self.alpha), scalar(self.lr), scalar(self.eps),
-                                 scalar(np.finfo(param.dtype).tiny))
+            _rmsprop_numba(param, grad, self.square_avg, scalar(self.alpha), scalar(1 - self.alpha),
+                           scalar(self.lr), scalar(self.eps), scalar(np.finfo(param.dtype).tiny))
             return
         self.square_avg *= self.alpha
         self.square_avg += (1 - self.alpha) * grad * grad
@@ -232,10 +230,10 @@ class Adam(Optimizer):
         inv_bias2 = 1.0 / math.sqrt(1 - self.beta2 ** self.steps)
         if xp is np:
             scalar = param.dtype.type  # constants of the parameters' dtype keep the loop in it
-            parallel.elementwise(_adam_numba, (param, grad, self.exp_avg, self.exp_avg_sq),
-                                 scalar(self.beta1), scalar(1 - self.beta1), scalar(self.beta2),
-                                 scalar(1 - self.beta2), scalar(step_size), scalar(inv_bias2),
-                                 scalar(self.eps), scalar(np.finfo(param.dtype).tiny))
+            _adam_numba(param, grad, self.exp_avg, self.exp_avg_sq, scalar(self.beta1),
+                        scalar(1 - self.beta1), scalar(self.beta2), scalar(1 - self.beta2),
+                        scalar(step_size), scalar(inv_bias2), scalar(self.eps),
+                        scalar(np.finfo(param.dtype).tiny))
             return
         b1, b2, m, v = self.beta1, self.beta2, self.exp_avg, self.exp_avg_sq
         m *= b1

@@ -13,11 +13,10 @@ keep PyTorch's (C, H, W) order).
 """
 import numpy as np
 
-from rlkit import parallel
 from rlkit.backend import get_array_module
 from rlkit.functions._util import column_sums
 from rlkit.kernels import blocks
-from rlkit.kernels.im2col import col2im, im2col, output_size, windows
+from rlkit.kernels.im2col import col2im, im2col, output_size
 from rlkit.tensor import Function
 
 # input channels up to which a forward whose input needs no gradient takes the block path (at
@@ -84,22 +83,18 @@ class Conv2d(Function):
             # as cols^T @ g, not g^T @ cols: OpenBLAS ran the Nature CNN's layers' products 5-7%
             # faster this way at batch 32, 12-13% at 256 (2-core Xeon, ad hoc A/B); and it comes
             # out in the layer's weight layout, so it adds into the optimiser's gradient as it is
-            gw = _weight_of_columns(parallel.matmul(cols.T, g_rows), self.kernel)  # (KH*KW*C, O)
+            gw = _weight_of_columns(cols.T @ g_rows, self.kernel)                # (KH*KW*C, O)
         gx = None
         if need_x:
             # dcols is kh*kw / (sh*sw) times the size of the input: made and folded a chunk at
-            # a time, it never leaves the caches; each thread folds its own part of the batch
+            # a time, it never leaves the caches
             _, c, h, w = self.x_shape
             gx = xp.empty((n, h, w, c), dtype=g.dtype)
             pixels = g.shape[2] * g.shape[3]
-
-            def fold(samples):
-                for part in _batch_chunks(xp, samples, cols.shape[1] * cols.itemsize * pixels):
-                    dcols = parallel.matmul(g_rows[part.start * pixels:part.stop * pixels],
-                                            w_columns.T)                       # (rows, K)
-                    folded = gx[part]                                          # (n, H, W, C)
-                    col2im(dcols, folded.shape, self.kernel, self.stride, self.padding, out=folded)
-            parallel.run(fold, _batch_parts(xp, n, pixels * cols.shape[1] * o))
+            for part in _batch_chunks(xp, n, cols.shape[1] * cols.itemsize * pixels):
+                dcols = g_rows[part.start * pixels:part.stop * pixels] @ w_columns.T  # (rows, K)
+                folded = gx[part]                                              # (n, H, W, C)
+                col2im(dcols, folded.shape, self.kernel, self.stride, self.padding, out=folded)
             if self.input_scale != 1:
                 gx *= self.input_scale
             gx = gx.transpose(0, 3, 1, 2)
@@ -123,28 +118,14 @@ class Conv2d(Function):
     def _forward_im2col(self, x, weight, bias, out_size):
         """Channels last inside (rlkit/kernels/im2col.py): the output pixels' rows of im2col
         times the weight's (KH*KW*C, O) matrix give the (N, OH, OW, O) output, to which the
-        bias is added. Each thread makes its own block of the rows (part of the batch, or of
-        one sample's output lines) and multiplies them."""
-        xp = get_array_module(x)
+        bias is added."""
         o, n = weight.shape[0], x.shape[0]
-        view = windows(_to_channels_last(x), self.kernel, self.stride, self.padding)
-        _, oh, ow, kh, kw, c = view.shape                                      # (N, OH, OW, KH, KW, C)
+        cols = im2col(_to_channels_last(x), self.kernel, self.stride, self.padding)
         w_columns = _weight_columns(weight)                                    # (KH*KW*C, O)
-        cols = xp.empty((n * oh * ow, w_columns.shape[0]), view.dtype)        # (N*OH*OW, KH*KW*C)
-        out = xp.empty((n * oh * ow, o), xp.result_type(view.dtype, w_columns.dtype))
         self.saved = cols, w_columns
-
-        def rows(block):
-            samples, lines = block
-            first = samples.start * oh * ow + lines.start * ow
-            count = (samples.stop - samples.start) * (lines.stop - lines.start) * ow
-            part = slice(first, first + count)
-            xp.copyto(cols[part].reshape(-1, lines.stop - lines.start, ow, kh, kw, c),
-                      view[samples, lines])
-            parallel.matmul(cols[part], w_columns, out=out[part])
-            if bias is not None:
-                out[part] += bias
-        parallel.run(rows, _output_blocks(xp, n, oh, ow * cols.shape[1] * o))
+        out = cols @ w_columns                                                 # (N*OH*OW, O)
+        if bias is not None:
+            out += bias
         return out.reshape(n, *out_size, o)
 
     def _forward_blocks(self, x, weight, bias, out_size, factors):
@@ -157,26 +138,18 @@ class Conv2d(Function):
         w_blocks = blocks.block_weight(weight, self.stride, factors)           # (mh*mw*O, C*sh*sw)
         dtype = xp.result_type(x.dtype, weight.dtype)                         # as the GEMM's
         out = xp.empty((n,) + tuple(out_size) + (o,), dtype=dtype)
-        sample_bytes = w_blocks.shape[0] * counts[0] * counts[1] * dtype.itemsize
+        parts = _batch_chunks(xp, n, w_blocks.shape[0] * counts[0] * counts[1] * dtype.itemsize)
         recording = bool(self.needs_input_grad)  # then for the weight (and bias) gradient only
         x_blocks = []
-
-        def convolve(samples):
-            for part in _batch_chunks(xp, samples, sample_bytes):
-                x_part = blocks.to_blocks(x[part], self.stride, counts,        # (C*sh*sw, n*bh*bw)
-                                          self.input_scale, dtype)
-                # one sample's product splits its rows between the threads (a batch's parts
-                # are already each on a thread of their own)
-                y = parallel.matmul(x_part.T, w_blocks.T)
-                blocks.shift_add(y.reshape(part.stop - part.start, *counts, *factors, o),
-                                 out[part], bias)
-                if recording:
-                    x_blocks.append((part, x_part))
-        sample_macs = sample_bytes // dtype.itemsize * w_blocks.shape[1]
-        parallel.run(convolve, _batch_parts(xp, n, sample_macs))
+        for part in parts:
+            x_part = blocks.to_blocks(x[part], self.stride, counts,            # (C*sh*sw, n*bh*bw)
+                                      self.input_scale, dtype)
+            y = (x_part.T @ w_blocks.T).reshape(part.stop - part.start, *counts, *factors, o)
+            blocks.shift_add(y, out[part], bias)
+            if recording:
+                x_blocks.append(x_part)
         if recording:
-            x_blocks.sort(key=lambda chunk: chunk[0].start)
-            self.block_layout = x_blocks, weight.shape, factors, counts
+            self.block_layout = parts, x_blocks, weight.shape, factors, counts
         return out
 
     def _backward_blocks(self, g):
@@ -185,16 +158,16 @@ class Conv2d(Function):
         over the forward's chunks (as dY^T @ X_blocks^T, on two transposed operands, the GEMM
         took 1.63 ms against 1.20 for a batch of 32 through a 16-filter layer, 2-core Xeon, ad
         hoc)."""
-        x_blocks, weight_shape, factors, counts = self.block_layout
+        parts, x_blocks, weight_shape, factors, counts = self.block_layout
         g = _to_channels_last(g)                                               # (N, OH, OW, O)
         gw = None
         if self.needs_input_grad[1]:
             o, c = weight_shape[:2]
             gw_blocks_t = get_array_module(g).zeros(                           # (C*sh*sw, mh*mw*O)
                 (c * self.stride[0] * self.stride[1], factors[0] * factors[1] * o), g.dtype)
-            for part, x_part in x_blocks:
+            for part, x_part in zip(parts, x_blocks):
                 dy = blocks.shift_scatter(g[part], factors, counts)            # (n*bh*bw, mh*mw*O)
-                gw_blocks_t += parallel.matmul(x_part, dy)
+                gw_blocks_t += x_part @ dy
             gw = blocks.unblock_weight(gw_blocks_t.T, weight_shape, self.stride, factors)
         if len(self.needs_input_grad) == 3:
             gb = column_sums(g.reshape(-1, g.shape[-1])) if self.needs_input_grad[2] else None
@@ -202,34 +175,12 @@ class Conv2d(Function):
         return None, gw
 
 
-def _batch_chunks(xp, samples: slice, bytes_per_sample: int) -> list:
-    """``samples`` (a slice of the batch) as slices for a pass whose intermediate takes
-    ``bytes_per_sample``: about CHUNK_BYTES each on the CPU, so the intermediate stays in the
-    caches between the two steps that make and use it; all of ``samples`` on CUDA."""
-    size = samples.stop - samples.start
-    if xp is np:
-        size = max(1, CHUNK_BYTES // bytes_per_sample)
-    return [slice(i, min(samples.stop, i + size)) for i in range(samples.start, samples.stop, size)]
-
-
-def _batch_parts(xp, n: int, sample_macs: int) -> list:
-    """The batch (0..n) as one slice per thread, each of at least ``parallel.MIN_SPLIT_MACS``
-    multiply-adds of ``sample_macs`` per sample; the whole batch on CUDA."""
-    if xp is not np:
-        return [slice(0, n)]
-    return parallel.parts(n, -(-parallel.MIN_SPLIT_MACS // sample_macs))
-
-
-def _output_blocks(xp, n: int, oh: int, line_macs: int) -> list:
-    """(samples, lines) blocks of an (N, OH, ...) output, one per thread: parts of the batch,
-    or of its OH lines when it is one sample (acting); each of at least
-    ``parallel.MIN_SPLIT_MACS`` multiply-adds of ``line_macs`` per line. One block on CUDA."""
-    if xp is not np:
-        return [(slice(0, n), slice(0, oh))]
-    if n > 1:
-        return [(samples, slice(0, oh)) for samples in _batch_parts(xp, n, oh * line_macs)]
-    return [(slice(0, 1), lines)
-            for lines in parallel.parts(oh, -(-parallel.MIN_SPLIT_MACS // line_macs))]
+def _batch_chunks(xp, n: int, bytes_per_sample: int) -> list:
+    """Slices of the batch (0..n) for a pass whose intermediate takes ``bytes_per_sample``:
+    about CHUNK_BYTES each on the CPU, so the intermediate stays in the caches between the two
+    steps that make and use it; the whole batch on CUDA."""
+    size = n if xp is not np else max(1, CHUNK_BYTES // bytes_per_sample)
+    return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 
 class MaxPool2d(Function):

@@ -1,7 +1,6 @@
 """Fully connected layer as one fused op: y = x @ W.T + b."""
 import numpy as np
 
-from rlkit import parallel
 from rlkit.backend import get_array_module
 from rlkit.functions._util import column_sums
 from rlkit.tensor import Function
@@ -24,10 +23,10 @@ class Linear(Function):
         # cheapest test first: small layers (an MLP's) never reach the others
         if (weight.size >= WEIGHT_FIRST_MIN_SIZE and 1 < rows <= WEIGHT_FIRST_MAX_ROWS
                 and get_array_module(x) is np):
-            product = parallel.matmul(weight, x.reshape(rows, -1).T)          # (out, rows)
+            product = weight @ x.reshape(rows, -1).T                          # (out, rows)
             out = np.ascontiguousarray(product.T).reshape(*x.shape[:-1], weight.shape[0])
         else:
-            out = parallel.matmul(x.reshape(rows, -1), weight.T).reshape(*x.shape[:-1], -1)
+            out = x @ weight.T
         if bias is not None:
             out += bias
         return out
@@ -36,8 +35,8 @@ class Linear(Function):
         x, weight = self.x, self.weight
         g2 = g.reshape(-1, g.shape[-1])
         need_x, need_w = self.needs_input_grad[:2]
-        gx = parallel.matmul(g2, weight).reshape(self.x.shape) if need_x else None
-        gw = parallel.matmul(g2.T, x.reshape(-1, x.shape[-1])) if need_w else None
+        gx = (g @ weight) if need_x else None
+        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need_w else None
         if len(self.needs_input_grad) == 3:
             return gx, gw, (column_sums(g2) if self.needs_input_grad[2] else None)
         return gx, gw

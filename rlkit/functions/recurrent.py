@@ -10,7 +10,6 @@ loop calls the recurrent GEMM and the element-wise step kernels (rlkit/kernels/l
 """
 import numpy as np
 
-from rlkit import parallel
 from rlkit.backend import get_array_module
 from rlkit.kernels import lstm as kernels
 from rlkit.kernels import lstm_recurrence
@@ -41,8 +40,8 @@ class LSTMSequence(Function):
         w_in[:3 * hidden] *= 0.5
         # the projections go straight into the gates' array, which each step then activates
         gates = xp.empty((steps, n, 4 * hidden), dtype=x.dtype)
-        parallel.matmul(steps_in[:steps].reshape(steps * n, -1)[:, :n_in + 1], w_in.T,
-                        out=gates.reshape(steps * n, 4 * hidden))
+        xp.matmul(steps_in[:steps].reshape(steps * n, -1)[:, :n_in + 1], w_in.T,
+                  out=gates.reshape(steps * n, 4 * hidden))
         cs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         tanh_c = xp.empty((steps, n, hidden), dtype=x.dtype)
         cs[0] = c0
@@ -79,8 +78,8 @@ class LSTMSequence(Function):
         dz_flat = dz.reshape(steps * n, 4 * hidden)                    # rows in (t, n) order
         gx = None
         if self.needs_input_grad[0]:  # often nothing asks for the data's gradient: skip a GEMM
-            gx = parallel.matmul(dz_flat, w_ih).reshape(steps, n, n_in).transpose(1, 0, 2)
+            gx = (dz_flat @ w_ih).reshape(steps, n, n_in).transpose(1, 0, 2)
         # (4H, I + 1 + H): columns [w_ih | bias | w_hh]
-        g_w = parallel.matmul(dz_flat.T, steps_in[:steps].reshape(steps * n, -1))
+        g_w = dz_flat.T @ steps_in[:steps].reshape(steps * n, -1)
         g_b = g_w[:, n_in]
         return gx, dh, dc, g_w[:, :n_in], g_w[:, n_in + 1:], g_b, g_b

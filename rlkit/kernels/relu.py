@@ -16,7 +16,6 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from rlkit import parallel
 from rlkit.backend import memory_axes
 
 
@@ -84,11 +83,10 @@ def relu_forward(x, with_mask: bool = True):
         return x * mask, (mask if with_mask else None)
     out = np.empty_like(x)                                            # in x's memory order
     if not with_mask:
-        parallel.elementwise(_values_numba, (_memory_of(x, order), _memory_of(out, order)))
+        _values_numba(_memory_of(x, order), _memory_of(out, order))
         return out, None
     mask = np.empty_like(x, dtype=np.bool_)
-    parallel.elementwise(_forward_numba, (_memory_of(x, order), _memory_of(out, order),
-                                          _memory_of(mask, order)))
+    _forward_numba(_memory_of(x, order), _memory_of(out, order), _memory_of(mask, order))
     return out, mask
 
 
@@ -102,6 +100,5 @@ def relu_backward(g, mask):
     # a Flatten's NCHW gradient meeting a channels-last mask is copied to the mask's order first:
     # NumPy's product of the two layouts took 10x longer than the copy and the kernel (652 vs 65
     # us for (32, 32, 9, 9))
-    parallel.elementwise(_backward_numba, (_in_order(g, order), _memory_of(mask, order),
-                                           _memory_of(out, order)))
+    _backward_numba(_in_order(g, order), _memory_of(mask, order), _memory_of(out, order))
     return out
