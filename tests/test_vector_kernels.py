@@ -160,3 +160,84 @@ def test_matmul_rows_refuses_what_its_tiles_cannot_cover(b_shape, b_order):
     b = np.ones(b_shape, np.float32, order=b_order)
     with pytest.raises(ValueError, match="multiple of 16"):
         matmul_rows(np.ones((4, 8), np.float32), b, np.zeros((4, b_shape[1]), np.float32), False)
+
+
+def _cross_correlation(x, weight, bias, stride, scale):
+    """``scale * x`` cross-correlated with ``weight`` (O, C, KH, KW), plus ``bias``, in float64
+    by its definition: (N, OH, OW, O)."""
+    (kh, kw), (sh, sw) = weight.shape[2:], stride
+    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
+    out = np.empty((x.shape[0], oh, ow, weight.shape[0]))
+    for i in range(oh):
+        for j in range(ow):
+            window = scale * x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].astype(np.float64)
+            out[:, i, j] = np.einsum("nchw,ochw->no", window, weight) + bias
+    return out
+
+
+DIRECT_CASES = [  # (N, C, H, W), filters, kernel, stride, input dtype, scale
+    ((3, 4, 84, 84), 32, (8, 8), (4, 4), np.uint8, 1 / 255),   # the Nature CNN's first layer
+    ((1, 4, 84, 84), 16, (8, 8), (4, 4), np.uint8, 1 / 255),   # the 2013 network's, acting
+    ((2, 3, 13, 17), 16, (2, 3), (1, 2), np.float32, 1.0),      # other geometries and dtypes
+    ((2, 1, 9, 10), 32, (3, 3), (2, 1), np.float32, 0.5),
+]
+
+
+@pytest.mark.parametrize("x_shape,filters,kernel,stride,dtype,scale", DIRECT_CASES)
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_direct_convolution_is_the_cross_correlation(x_shape, filters, kernel, stride, dtype,
+                                                      scale, with_bias):
+    from rlkit.functions.conv import _weight_columns
+    from rlkit.kernels import direct_conv
+    x = (R.random(x_shape) * 255).astype(dtype)
+    # the layer's weight memory: (KH, KW, C, O), seen as (O, C, KH, KW)
+    memory = R.standard_normal(kernel + (x_shape[1], filters)).astype(np.float32)
+    weight = memory.transpose(3, 2, 0, 1)
+    bias = R.standard_normal(filters).astype(np.float32) if with_bias else None
+    out_size = ((x_shape[2] - kernel[0]) // stride[0] + 1, (x_shape[3] - kernel[1]) // stride[1] + 1)
+    assert direct_conv.applies(x, weight, bias, (0, 0), out_size[1]) == simd.FAST_ON_THIS_CPU
+    out = direct_conv.forward(x, _weight_columns(weight), bias, kernel, stride, scale, out_size)
+    expected = _cross_correlation(x, weight.astype(np.float64),
+                                  0.0 if bias is None else bias.astype(np.float64), stride, scale)
+    assert out.dtype == np.float32 and out.shape == expected.shape
+    # float32 sums of up to 256 products: within a few float32 roundings of each
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("change", ["filters", "width", "padding", "dtype", "order"])
+def test_direct_convolution_refuses_what_its_tiles_cannot_cover(change):
+    from rlkit.kernels import direct_conv
+    x = np.zeros((1, 4, 84, 84), np.uint8)
+    weight = np.zeros((32, 4, 8, 8), np.float32)
+    padding, width = (0, 0), 20
+    if change == "filters":
+        weight = np.zeros((64, 4, 8, 8), np.float32)   # four vectors: no tile for it
+    elif change == "width":
+        width = 9                                       # not a multiple of the 4-pixel tile
+    elif change == "padding":
+        padding = (1, 1)
+    elif change == "dtype":
+        x = x.astype(np.float64)
+    else:
+        x = np.asfortranarray(x)
+    assert not direct_conv.applies(x, weight, None, padding, width)
+
+
+@pytest.mark.skipif(not simd.FAST_ON_THIS_CPU, reason="the layer takes the direct kernel only "
+                    "where the vectors are fast")
+def test_a_first_layer_on_frames_takes_the_direct_kernel_without_a_graph_only(monkeypatch):
+    import rlkit
+    from rlkit import Tensor, nn
+    from rlkit.kernels import direct_conv
+    calls = []
+    original = direct_conv.forward
+    monkeypatch.setattr(direct_conv, "forward", lambda *a: calls.append(1) or original(*a))
+    rlkit.manual_seed(0)
+    layer = nn.Conv2d(4, 16, 8, stride=4, input_scale=1 / 255)
+    frames = Tensor((R.random((5, 4, 84, 84)) * 255).astype(np.uint8))
+    with rlkit.no_grad():
+        acting = layer(frames).numpy()
+    assert calls == [1]
+    learning = layer(frames)                            # records: the block path, for its backward
+    assert calls == [1] and learning.requires_grad
+    np.testing.assert_allclose(acting, learning.numpy(), rtol=1e-5, atol=1e-6)

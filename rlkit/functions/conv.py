@@ -15,7 +15,7 @@ import numpy as np
 
 from rlkit.backend import get_array_module
 from rlkit.functions._util import column_sums
-from rlkit.kernels import blocks
+from rlkit.kernels import blocks, direct_conv
 from rlkit.kernels.im2col import col2im, im2col, output_size
 from rlkit.tensor import Function
 
@@ -46,7 +46,9 @@ class Conv2d(Function):
     one or two strides wide (the DQN networks' 8x8/4 first layers) runs on space-to-depth
     blocks instead (rlkit/kernels/blocks.py) when it records no graph, or records one that
     needs no input gradient (a network's first layer on data): its backward then computes the
-    weight gradient in the block layout, and no input gradient.
+    weight gradient in the block layout, and no input gradient. Without a graph such a layer of
+    16 or 32 filters takes the direct kernel on vectors (rlkit/kernels/direct_conv.py) where
+    its tiles fit.
     """
 
     def __init__(self, stride=(1, 1), padding=(0, 0), input_scale: float = 1.0):
@@ -61,9 +63,16 @@ class Conv2d(Function):
         # set by Function.__call__ only when it records
         needs_x_grad = bool(self.needs_input_grad) and self.needs_input_grad[0]
         factors = None
-        if not needs_x_grad and x.shape[1] <= BLOCKS_MAX_CHANNELS:
-            factors = blocks.block_factors(self.kernel, self.stride, self.padding)
         self.block_layout = None
+        if not needs_x_grad and x.shape[1] <= BLOCKS_MAX_CHANNELS:
+            # no graph (acting, a target network): the direct kernel, which keeps nothing for
+            # a backward; a graph's weight gradient takes the blocks that the block path keeps
+            if not self.needs_input_grad and direct_conv.applies(x, weight, bias, self.padding,
+                                                                 out_size[1]):
+                return direct_conv.forward(x, _weight_columns(weight), bias, self.kernel,
+                                           self.stride, self.input_scale,
+                                           out_size).transpose(0, 3, 1, 2)
+            factors = blocks.block_factors(self.kernel, self.stride, self.padding)
         if factors:
             out = self._forward_blocks(x, weight, bias, out_size, factors)
         else:
