@@ -180,6 +180,7 @@ DIRECT_CASES = [  # (N, C, H, W), filters, kernel, stride, input dtype, scale
     ((1, 4, 84, 84), 16, (8, 8), (4, 4), np.uint8, 1 / 255),   # the 2013 network's, acting
     ((2, 3, 13, 17), 16, (2, 3), (1, 2), np.float32, 1.0),      # other geometries and dtypes
     ((2, 1, 9, 10), 32, (3, 3), (2, 1), np.float32, 0.5),
+    ((2, 2, 10, 18), 16, (4, 4), (2, 2), np.uint8, 0.25),
 ]
 
 
@@ -195,7 +196,7 @@ def test_direct_convolution_is_the_cross_correlation(x_shape, filters, kernel, s
     weight = memory.transpose(3, 2, 0, 1)
     bias = R.standard_normal(filters).astype(np.float32) if with_bias else None
     out_size = ((x_shape[2] - kernel[0]) // stride[0] + 1, (x_shape[3] - kernel[1]) // stride[1] + 1)
-    assert direct_conv.applies(x, weight, bias, (0, 0), out_size[1]) == simd.FAST_ON_THIS_CPU
+    assert direct_conv.applies(x, weight, bias, (0, 0), out_size) == simd.FAST_ON_THIS_CPU
     out = direct_conv.forward(x, _weight_columns(weight), bias, kernel, stride, scale, out_size)
     expected = _cross_correlation(x, weight.astype(np.float64),
                                   0.0 if bias is None else bias.astype(np.float64), stride, scale)
@@ -204,23 +205,27 @@ def test_direct_convolution_is_the_cross_correlation(x_shape, filters, kernel, s
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("change", ["filters", "width", "padding", "dtype", "order"])
+@pytest.mark.parametrize("change", ["filters", "width", "rows", "padding", "dtype", "order"])
 def test_direct_convolution_refuses_what_its_tiles_cannot_cover(change):
     from rlkit.kernels import direct_conv
     x = np.zeros((1, 4, 84, 84), np.uint8)
-    weight = np.zeros((32, 4, 8, 8), np.float32)
-    padding, width = (0, 0), 20
+    weight = np.zeros((16, 4, 8, 8), np.float32)
+    padding, out_size = (0, 0), (20, 20)
     if change == "filters":
         weight = np.zeros((64, 4, 8, 8), np.float32)   # four vectors: no tile for it
     elif change == "width":
-        width = 9                                       # not a multiple of the 4-pixel tile
+        out_size = (20, 9)                              # not a multiple of the 4-pixel tile
+    elif change == "rows":
+        out_size = (9, 20)                              # 16 filters: the tile spans two rows
     elif change == "padding":
         padding = (1, 1)
     elif change == "dtype":
         x = x.astype(np.float64)
     else:
         x = np.asfortranarray(x)
-    assert not direct_conv.applies(x, weight, None, padding, width)
+    assert direct_conv.applies(np.zeros((1, 4, 84, 84), np.uint8), np.zeros((16, 4, 8, 8),
+                               np.float32), None, (0, 0), (20, 20)) == simd.FAST_ON_THIS_CPU
+    assert not direct_conv.applies(x, weight, None, padding, out_size)
 
 
 @pytest.mark.skipif(not simd.FAST_ON_THIS_CPU, reason="the layer takes the direct kernel only "

@@ -68,7 +68,7 @@ class Conv2d(Function):
             # no graph (acting, a target network): the direct kernel, which keeps nothing for
             # a backward; a graph's weight gradient takes the blocks that the block path keeps
             if not self.needs_input_grad and direct_conv.applies(x, weight, bias, self.padding,
-                                                                 out_size[1]):
+                                                                 out_size):
                 return direct_conv.forward(x, _weight_columns(weight), bias, self.kernel,
                                            self.stride, self.input_scale,
                                            out_size).transpose(0, 3, 1, 2)

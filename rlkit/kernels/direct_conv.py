@@ -3,15 +3,18 @@
 The Nature CNN's 8x8/4 first layer at batch 32 took 4.7 ms on the space-to-depth blocks
 (rlkit/kernels/blocks.py: a block copy, a GEMM whose output is four times the layer's, a
 shifted sum), 40% of a forward; PyTorch's oneDNN took 1.5-3.0. This kernel reads the input
-where it lies and keeps four output pixels' sums in registers: per weight row (one kernel
-offset and channel) it loads the row's 16 or 32 outputs' weights once and multiplies them into
-the four pixels' sums by one broadcast input value each (rlkit/kernels/simd.py). On one thread
-it took 2.4 ms at batch 32 (88 GFLOP/s) and 0.068 ms for one frame stack against the blocks'
-0.174 (2-core Xeon, alternating, ad hoc).
+where it lies and keeps 8 output sums in registers (4 pixels by 32 filters, or 4 pixels of two
+rows by 16): per weight row (one kernel offset and channel) it loads the filters' weights once
+and multiplies them into the sums by one broadcast input value each (rlkit/kernels/simd.py).
+Alternating with the blocks in one process (2-core Xeon, ad hoc), on one thread against the
+blocks' two: the Nature layer took 0.68-0.83 of their time at batch 32 and 0.67-0.76 for one
+frame stack, the 2013 network's 16-filter layer 0.89 and 0.64; compiled for AVX2 (numba for
+``haswell``, OpenBLAS's Haswell kernels) 0.64-0.72.
 
 It only runs a forward (no graph keeps the input for a weight gradient), for layers of 16 or
-32 filters without padding whose output rows are a multiple of 4 pixels wide, on float32
-weights, on a CPU where the vectors are fast (:data:`rlkit.kernels.simd.FAST_ON_THIS_CPU`).
+32 filters without padding whose output rows are a multiple of 4 pixels wide (and, for 16
+filters, even in number), on float32 weights, on a CPU where the vectors are fast
+(:data:`rlkit.kernels.simd.FAST_ON_THIS_CPU`).
 The input may be float32 or uint8 frames. Frames that need converting or scaling are
 converted and scaled a sample at a time into a float32 buffer that stays in L2, each value as
 ``float32(x) * scale`` (the product the block copy makes), so a network on uint8 frames gives
@@ -31,15 +34,16 @@ PIXELS = 4  # output pixels of a row whose sums one tile keeps in registers
 FILTERS = (16, 32)  # output channels the tiles cover: one or two vectors
 
 
-def applies(x, weight, bias, padding, out_width: int) -> bool:
+def applies(x, weight, bias, padding, out_size) -> bool:
     """Whether :func:`forward` takes this layer: a NumPy input of float32 or uint8 in C order,
-    a float32 weight of 16 or 32 filters (and bias, if any), no padding, an output row a
-    multiple of ``PIXELS`` wide, and fast vectors on this CPU."""
+    a float32 weight of 16 or 32 filters (and bias, if any), no padding, an (OH, OW) output
+    whose rows are a multiple of ``PIXELS`` wide (and even in number for 16 filters, whose
+    tile spans two rows), and fast vectors on this CPU."""
     return (simd.FAST_ON_THIS_CPU and type(x) is np.ndarray and x.dtype in (np.float32, np.uint8)
             and x.flags.c_contiguous and weight.dtype == np.float32
             and (bias is None or bias.dtype == np.float32)
             and weight.shape[0] in FILTERS and tuple(padding) == (0, 0)
-            and out_width % PIXELS == 0)
+            and out_size[1] % PIXELS == 0 and (weight.shape[0] == 32 or out_size[0] % 2 == 0))
 
 
 def forward(x, weight_columns, bias, kernel, stride, scale: float, out_size):
@@ -62,17 +66,23 @@ def forward(x, weight_columns, bias, kernel, stride, scale: float, out_size):
 @functools.lru_cache(maxsize=None)
 def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
     """The kernel for one geometry and filter count, compiled with them as constants (the loops
-    over the kernel window unroll, and only the tile of ``vectors`` vectors is built). With
-    ``convert`` (uint8 frames, or a scale) each sample is first converted and scaled into a
-    float32 buffer: converting in each broadcast made the layer 1.5-1.6x slower than the
-    blocks."""
+    over the kernel window unroll, and only the tile for ``vectors`` vectors is built). A tile
+    is 4 pixels of a row by 32 filters, or for 16 filters 4 pixels of two rows: 8 sums either
+    way, each weight vector loaded once for 4 or 8 of them. For 16 filters one row (4 sums) ran
+    at 0.95 of the blocks' time at batch 32 and 0.76 for one frame stack, two rows at 0.89 and
+    0.64 (alternating, ad hoc). With ``convert`` (uint8 frames, or a scale) each sample is
+    first converted and scaled into a float32 buffer: converting in each broadcast made the
+    layer 1.5-1.6x slower than the blocks."""
+    rows = 2 if vectors == 1 else 1
+    second_lane = simd.LANES if vectors == 2 else 0
+
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def kernel(x, w, scale, bias, oh, ow, out):
         n_batch, channels, height, width = x.shape
         frame = np.empty((channels, height, width), np.float32)
         zero = splat(0.0)
         b0 = load(bias, 0, 0)
-        b1 = load(bias, 0, simd.LANES) if vectors == 2 else zero
+        b1 = load(bias, 0, second_lane)
         for n in range(n_batch):
             if convert:
                 source = x[n]
@@ -83,9 +93,10 @@ def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
                 image = frame
             else:
                 image = x[n]
-            for i in range(oh):
+            for i in range(0, oh, rows):
                 for j in range(0, ow, PIXELS):
-                    # sums of pixels j..j+3, filters 0-15 (p*0) and 16-31 (p*1)
+                    # first sums: pixels j..j+3 of row i, filters 0-15; second sums: the same
+                    # pixels' filters 16-31 (32 filters) or row i+1's filters 0-15 (16 filters)
                     p00, p10, p20, p30 = zero, zero, zero, zero
                     p01, p11, p21, p31 = zero, zero, zero, zero
                     # one input row at a time (its window columns read from L1), the weight
@@ -93,6 +104,7 @@ def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
                     for c in range(channels):
                         for a in range(kh):
                             row = image[c, i * sh + a]
+                            next_row = image[c, (i + 1) * sh + a] if rows == 2 else row
                             for b in range(kw):
                                 k = (a * kw + b) * channels + c
                                 column = j * sw + b
@@ -105,20 +117,26 @@ def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
                                 p10 = fma(v1, w0, p10)
                                 p20 = fma(v2, w0, p20)
                                 p30 = fma(v3, w0, p30)
-                                if vectors == 2:
+                                if rows == 2:
+                                    v0 = splat(next_row[column])
+                                    v1 = splat(next_row[column + sw])
+                                    v2 = splat(next_row[column + 2 * sw])
+                                    v3 = splat(next_row[column + 3 * sw])
+                                    w1 = w0
+                                else:
                                     w1 = load(w, k, simd.LANES)
-                                    p01 = fma(v0, w1, p01)
-                                    p11 = fma(v1, w1, p11)
-                                    p21 = fma(v2, w1, p21)
-                                    p31 = fma(v3, w1, p31)
+                                p01 = fma(v0, w1, p01)
+                                p11 = fma(v1, w1, p11)
+                                p21 = fma(v2, w1, p21)
+                                p31 = fma(v3, w1, p31)
                     pixel = (n * oh + i) * ow + j
+                    second = pixel + ow if rows == 2 else pixel
                     store(out, pixel, 0, p00 + b0)
                     store(out, pixel + 1, 0, p10 + b0)
                     store(out, pixel + 2, 0, p20 + b0)
                     store(out, pixel + 3, 0, p30 + b0)
-                    if vectors == 2:
-                        store(out, pixel, simd.LANES, p01 + b1)
-                        store(out, pixel + 1, simd.LANES, p11 + b1)
-                        store(out, pixel + 2, simd.LANES, p21 + b1)
-                        store(out, pixel + 3, simd.LANES, p31 + b1)
+                    store(out, second, second_lane, p01 + b1)
+                    store(out, second + 1, second_lane, p11 + b1)
+                    store(out, second + 2, second_lane, p21 + b1)
+                    store(out, second + 3, second_lane, p31 + b1)
     return kernel
