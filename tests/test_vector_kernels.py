@@ -10,6 +10,7 @@ import pytest
 from rlkit.functions.recurrent import LSTMSequence
 from rlkit.kernels import lstm_recurrence, simd
 from rlkit.kernels.row_gemm import matmul_rows
+from test_layers import direct_cross_correlation
 
 R = np.random.default_rng(7)
 
@@ -162,19 +163,6 @@ def test_matmul_rows_refuses_what_its_tiles_cannot_cover(b_shape, b_order):
         matmul_rows(np.ones((4, 8), np.float32), b, np.zeros((4, b_shape[1]), np.float32), False)
 
 
-def _cross_correlation(x, weight, bias, stride, scale):
-    """``scale * x`` cross-correlated with ``weight`` (O, C, KH, KW), plus ``bias``, in float64
-    by its definition: (N, OH, OW, O)."""
-    (kh, kw), (sh, sw) = weight.shape[2:], stride
-    oh, ow = (x.shape[2] - kh) // sh + 1, (x.shape[3] - kw) // sw + 1
-    out = np.empty((x.shape[0], oh, ow, weight.shape[0]))
-    for i in range(oh):
-        for j in range(ow):
-            window = scale * x[:, :, i * sh:i * sh + kh, j * sw:j * sw + kw].astype(np.float64)
-            out[:, i, j] = np.einsum("nchw,ochw->no", window, weight) + bias
-    return out
-
-
 DIRECT_CASES = [  # (N, C, H, W), filters, kernel, stride, input dtype, scale
     ((3, 4, 84, 84), 32, (8, 8), (4, 4), np.uint8, 1 / 255),   # the Nature CNN's first layer
     ((1, 4, 84, 84), 16, (8, 8), (4, 4), np.uint8, 1 / 255),   # the 2013 network's, acting
@@ -198,8 +186,10 @@ def test_direct_convolution_is_the_cross_correlation(x_shape, filters, kernel, s
     out_size = ((x_shape[2] - kernel[0]) // stride[0] + 1, (x_shape[3] - kernel[1]) // stride[1] + 1)
     assert direct_conv.applies(x, weight, bias, (0, 0), out_size) == simd.FAST_ON_THIS_CPU
     out = direct_conv.forward(x, _weight_columns(weight), bias, kernel, stride, scale, out_size)
-    expected = _cross_correlation(x, weight.astype(np.float64),
-                                  0.0 if bias is None else bias.astype(np.float64), stride, scale)
+    expected = direct_cross_correlation(scale * x.astype(np.float64), weight.astype(np.float64),
+                                        stride, (0, 0)).transpose(0, 2, 3, 1)  # (N, OH, OW, O)
+    if bias is not None:
+        expected += bias.astype(np.float64)
     assert out.dtype == np.float32 and out.shape == expected.shape
     # float32 sums of up to 256 products: within a few float32 roundings of each
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
