@@ -9,7 +9,7 @@ import pytest
 
 from rlkit.functions.recurrent import LSTMSequence
 from rlkit.kernels import lstm_recurrence, simd
-from rlkit.kernels.row_gemm import matmul_rows
+from rlkit.kernels.row_gemm import matmul_rows, pack_panels
 from test_layers import direct_cross_correlation
 
 R = np.random.default_rng(7)
@@ -52,17 +52,18 @@ def test_vector_tanh_keeps_nan_and_saturates_at_infinity():
 
 
 @pytest.mark.parametrize("rows,shared,columns", [(1, 3, 16), (5, 7, 48), (9, 64, 80),
-                                                 (32, 128, 512), (6, 512, 128)])
+                                                 (32, 128, 512), (6, 512, 128), (3, 300, 32)])
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_matmul_rows_is_the_product(rows, shared, columns, accumulate):
-    """Edge tiles (rows not a multiple of 4, columns not of 64) included, on strided rows of
-    ``a`` and ``out``; nothing outside ``out`` is written."""
+    """Edge tiles (rows not a multiple of 4, columns not of 64) and blocks of the shared
+    dimension (128 at a time) included, on strided rows of ``a`` and ``out``, the weight packed
+    from a transposed view; nothing outside ``out`` is written."""
     a = R.standard_normal((rows + 3, shared + 5)).astype(np.float32)[1:rows + 1, 2:shared + 2]
-    b = R.standard_normal((shared, columns)).astype(np.float32)
+    b = R.standard_normal((columns, shared)).astype(np.float32).T
     out_parent = R.standard_normal((rows + 2, columns + 16)).astype(np.float32)
     out = out_parent[1:rows + 1, :columns]
     before = out_parent.copy()
-    matmul_rows(a, b, out, accumulate)
+    matmul_rows(a, pack_panels(b), out, accumulate)
     expected = a.astype(np.float64) @ b + (before[1:rows + 1, :columns] if accumulate else 0)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.sqrt(shared))
     outside = np.ones(out_parent.shape, bool)
@@ -128,7 +129,7 @@ def test_vector_loads_refuse_arrays_that_are_not_float32():
     """A float64 array read 16 float32 lanes at a time would be garbage: numba refuses to
     compile it instead."""
     with pytest.raises(numba.core.errors.TypingError):
-        matmul_rows(np.ones((4, 16)), np.ones((16, 16)), np.zeros((4, 16)), False)
+        matmul_rows(np.ones((4, 16)), np.ones((1, 16, 64)), np.zeros((4, 16)), False)
 
 
 def test_whole_recurrence_takes_gradients_of_any_memory_order(monkeypatch):
@@ -154,13 +155,31 @@ def test_a_weight_of_another_dtype_takes_the_step_loop(monkeypatch):
     assert not used and np.isfinite(output).all()
 
 
-@pytest.mark.parametrize("b_shape,b_order", [((8, 40), "C"), ((8, 8), "C"), ((8, 32), "F")])
-def test_matmul_rows_refuses_what_its_tiles_cannot_cover(b_shape, b_order):
+@pytest.mark.parametrize("out_shape,out_order", [((4, 40), "C"), ((4, 8), "C"), ((4, 32), "F")])
+def test_matmul_rows_refuses_an_output_its_tiles_cannot_cover(out_shape, out_order):
     """Columns not a multiple of 16 (or fewer than 16), or rows that are not contiguous, would
     be read or written past their ends: an error instead."""
-    b = np.ones(b_shape, np.float32, order=b_order)
+    panels = pack_panels(np.ones((8, out_shape[1]), np.float32))
+    out = np.zeros(out_shape, np.float32, order=out_order)
     with pytest.raises(ValueError, match="multiple of 16"):
-        matmul_rows(np.ones((4, 8), np.float32), b, np.zeros((4, b_shape[1]), np.float32), False)
+        matmul_rows(np.ones((4, 8), np.float32), panels, out, False)
+
+
+@pytest.mark.parametrize("b_shape", [(9, 64), (8, 48)])
+def test_matmul_rows_refuses_panels_of_another_shape(b_shape):
+    """Panels packed for another shared dimension, or too few columns for ``out``."""
+    with pytest.raises(ValueError, match="panels"):
+        matmul_rows(np.ones((4, 8), np.float32), pack_panels(np.ones(b_shape, np.float32)),
+                    np.zeros((4, 80), np.float32), False)
+
+
+def test_pack_panels_lays_out_64_columns_a_panel_zero_padded():
+    b = np.arange(3 * 80, dtype=np.float64).reshape(3, 80)
+    panels = pack_panels(b)
+    assert panels.shape == (2, 3, 64) and panels.dtype == np.float32 and panels.flags.c_contiguous
+    np.testing.assert_array_equal(panels[0], b[:, :64])
+    np.testing.assert_array_equal(panels[1, :, :16], b[:, 64:])
+    assert not panels[1, :, 16:].any()
 
 
 DIRECT_CASES = [  # (N, C, H, W), filters, kernel, stride, input dtype, scale

@@ -13,6 +13,7 @@ import numpy as np
 from rlkit.backend import get_array_module
 from rlkit.kernels import lstm as kernels
 from rlkit.kernels import lstm_recurrence
+from rlkit.kernels.row_gemm import pack_panels
 from rlkit.tensor import Function
 
 
@@ -49,7 +50,7 @@ class LSTMSequence(Function):
         w_hh_t[:, :3 * hidden] *= 0.5
         self.whole_recurrence = xp is np and lstm_recurrence.applies(hidden, gates.dtype, w_hh_t.dtype)
         if self.whole_recurrence:
-            lstm_recurrence.forward(gates, hs, cs, tanh_c, w_hh_t)
+            lstm_recurrence.forward(gates, hs, cs, tanh_c, pack_panels(w_hh_t))
         else:
             for t in range(steps):
                 gates[t] += hs[t] @ w_hh_t
@@ -69,7 +70,7 @@ class LSTMSequence(Function):
         dc = g_c.astype(gates.dtype, order="C")  # a copy, updated in place, rows contiguous
         if self.whole_recurrence:
             dh = g_h.astype(gates.dtype, order="C")  # a copy: the kernel writes it
-            lstm_recurrence.backward(dh, g_output, dc, gates, cs, tanh_c, xp.ascontiguousarray(w_hh))
+            lstm_recurrence.backward(dh, g_output, dc, gates, cs, tanh_c, pack_panels(w_hh))
         else:
             dh = g_h
             for t in reversed(range(steps)):

@@ -38,7 +38,7 @@ def applies(hidden: int, *dtypes) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def forward(gates, hs, cs, tanh_c, w_hh_t):
+def forward(gates, hs, cs, tanh_c, w_hh_t_panels):
     """Run the recurrence over all T steps, in place.
 
     All arrays float32. ``gates`` (T, N, 4H): each step's input projection (bias included) on
@@ -46,13 +46,14 @@ def forward(gates, hs, cs, tanh_c, w_hh_t):
     ``hs[t + 1]`` becomes h after step t (rows may have any stride, the last axis contiguous).
     ``cs`` (T + 1, N, H):
     ``cs[0]`` is c0, the rest is written, as is ``tanh_c`` (T, N, H), tanh of ``cs[1:]``.
-    ``w_hh_t`` (H, 4H) is the recurrent weight transposed, the sigmoid gates' columns halved.
+    ``w_hh_t_panels`` is the recurrent weight transposed, (H, 4H), the sigmoid gates' columns
+    halved, packed by rlkit/kernels/row_gemm.py's ``pack_panels``.
     """
     hidden = cs.shape[2]
     half = splat(0.5)
     for t in range(gates.shape[0]):
         z, c_prev, c, tanh_c_t, h = gates[t], cs[t], cs[t + 1], tanh_c[t], hs[t + 1]
-        matmul_rows(hs[t], w_hh_t, z, True)
+        matmul_rows(hs[t], w_hh_t_panels, z, True)
         for r in range(z.shape[0]):
             for k in range(0, 3 * hidden, 16):  # the sigmoid gates, from tanh of their half
                 store(z, r, k, fma(half, simd.tanh(load(z, r, k)), half))
@@ -68,14 +69,14 @@ def forward(gates, hs, cs, tanh_c, w_hh_t):
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def backward(dh, g_output, dc, gates, cs, tanh_c, w_hh):
+def backward(dh, g_output, dc, gates, cs, tanh_c, w_hh_panels):
     """Back-propagate through all T steps, in place; all arrays float32.
 
     ``dh``, ``dc`` (N, H): the gradients of the last h and c on entry, of h0 and c0 on return.
     ``g_output`` (T, N, H): the gradient of each step's h from the layer's output. ``gates``
     (T, N, 4H): the forward's activated gates on entry, the gradients of the pre-activations
     (unhalved) on return. ``cs`` (T + 1, N, H) and ``tanh_c`` (T, N, H) as the forward left
-    them; ``w_hh`` (4H, H) the recurrent weight.
+    them; ``w_hh_panels`` the recurrent weight (4H, H) as ``pack_panels`` packs it.
     """
     hidden = dc.shape[1]
     one = splat(1.0)
@@ -93,4 +94,4 @@ def backward(dh, g_output, dc, gates, cs, tanh_c, w_hh):
                 store(act, r, 2 * hidden + k, d_h * tc * o * (one - o))
                 store(act, r, 3 * hidden + k, d_c * i * (one - g * g))
                 store(dc, r, k, d_c * f)
-        matmul_rows(act, w_hh, dh, False)
+        matmul_rows(act, w_hh_panels, dh, False)
