@@ -94,6 +94,33 @@ def test_conv2d_gradients_one_sample_per_chunk(monkeypatch, x_shape, out_channel
     assert gradcheck(lambda x, w: F.Conv2d(stride, padding)(x, w), R.standard_normal(x_shape), w)
 
 
+def _spy_on_im2col(monkeypatch) -> list:
+    """The batch size of every im2col call a Conv2d makes from now on, in a list."""
+    from rlkit.functions import conv
+    calls = []
+    monkeypatch.setattr(conv, "im2col", lambda x, *geometry: calls.append(len(x)) or im2col(x, *geometry))
+    return calls
+
+
+@pytest.mark.parametrize("x_shape,out_channels,kernel,stride,padding", CONV_CASES[:2])
+@pytest.mark.parametrize("samples_per_chunk", [1, 2])
+def test_no_grad_conv_in_chunks_is_the_cross_correlation(monkeypatch, x_shape, out_channels, kernel,
+                                                         stride, padding, samples_per_chunk):
+    """Without a graph the im2col rows are made and multiplied a chunk of the batch at a time
+    (FORWARD_CHUNK_BYTES): chunks of one or two samples over a batch of five, the last short."""
+    from rlkit.functions import conv
+    x = R.standard_normal((5,) + x_shape[1:])
+    w, b = R.standard_normal((out_channels, x_shape[1]) + kernel), R.standard_normal(out_channels)
+    expected = direct_cross_correlation(x, w, stride, padding) + b[:, None, None]
+    row_bytes = expected.shape[2] * expected.shape[3] * w[0].size * x.itemsize
+    monkeypatch.setattr(conv, "FORWARD_CHUNK_BYTES", samples_per_chunk * row_bytes)
+    chunks = _spy_on_im2col(monkeypatch)
+    with rlkit.no_grad():
+        out = F.Conv2d(stride, padding)(Tensor(x), Tensor(w), Tensor(b)).numpy()
+    assert chunks == [samples_per_chunk] * (5 // samples_per_chunk) + [1] * (5 % samples_per_chunk)
+    np.testing.assert_allclose(out, expected, atol=1e-12)
+
+
 def test_first_layer_on_blocks_one_sample_per_chunk(monkeypatch):
     """Block products are made and summed a chunk at a time: the output and the weight gradient
     match the unchunked im2col path with one sample per chunk."""
@@ -526,17 +553,18 @@ def test_conv_weight_is_stored_filters_last_and_read_without_a_copy():
     assert all(stored_filters_last(conv.weight.data) for conv in (net[0], net[2]))
 
 
-def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight():
+def test_block_path_output_takes_the_promoted_dtype_of_input_and_weight(monkeypatch):
     """uint8 frames through a first layer: on blocks as through im2col (a recorded input
     gradient cannot be asked of uint8, so im2col is forced here by a padding), the output is
     float32, never the input's uint8."""
     x = R.integers(0, 256, (32, 4, 84, 84)).astype(np.uint8)
     w = R.standard_normal((16, 4, 8, 8)).astype(np.float32)
+    im2col_calls = _spy_on_im2col(monkeypatch)
     with rlkit.no_grad():
         on_blocks = F.Conv2d((4, 4), (0, 0))(Tensor(x), Tensor(w)).numpy()
-        padded = F.Conv2d((4, 4), (4, 4))
-        through_im2col = padded(Tensor(x[:1]), Tensor(w)).numpy()
-    assert hasattr(padded, "saved")
+        assert not im2col_calls
+        through_im2col = F.Conv2d((4, 4), (4, 4))(Tensor(x[:1]), Tensor(w)).numpy()
+    assert im2col_calls == [1]
     assert on_blocks.dtype == through_im2col.dtype == np.float32
     np.testing.assert_allclose(on_blocks[:1], through_im2col[:, :, 1:-1, 1:-1], rtol=1e-5, atol=1e-2)
 
@@ -554,16 +582,16 @@ def test_conv2d_backward_on_an_empty_batch():
     assert x.grad.shape == (0, 3, 8, 8) and not w.grad.any()
 
 
-def test_blocks_only_for_few_input_channels():
+def test_blocks_only_for_few_input_channels(monkeypatch):
     """Under no_grad a large 4x4/2 convolution takes the blocks on a 4-channel input and the
-    channels-last im2col (which keeps its columns in ``saved``) on a 16-channel one."""
+    channels-last im2col on a 16-channel one."""
     from rlkit.functions.conv import BLOCKS_MAX_CHANNELS
     for channels, on_blocks in ((4, True), (16, False)):
-        conv = F.Conv2d((2, 2), (0, 0))
+        im2col_calls = _spy_on_im2col(monkeypatch)
         with rlkit.no_grad():
-            conv(Tensor(R.standard_normal((32, channels, 20, 20))),
-                 Tensor(R.standard_normal((8, channels, 4, 4))))
-        assert hasattr(conv, "saved") != on_blocks
+            F.Conv2d((2, 2), (0, 0))(Tensor(R.standard_normal((32, channels, 20, 20))),
+                                     Tensor(R.standard_normal((8, channels, 4, 4))))
+        assert bool(im2col_calls) != on_blocks
         assert (channels <= BLOCKS_MAX_CHANNELS) == on_blocks
 
 
