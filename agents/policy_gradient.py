@@ -176,6 +176,7 @@ class PolicyGradient(PolicyAgent):
     def _extra_state(self) -> tuple[dict, dict]:
         meta, arrays = {"episodes_in_batch": self.episodes_in_batch}, {}
         if self.episodes_in_batch:
+            self.optimizer.sync()  # zeros where the batch so far gave a parameter no gradient
             arrays["grad_accumulator"] = self.optimizer.to_parameter_order(self.optimizer.flat_grad)
         episode_meta, episode_arrays = self._episode_state()
         return {**meta, **episode_meta}, {**arrays, **episode_arrays}
@@ -183,6 +184,7 @@ class PolicyGradient(PolicyAgent):
     def _restore_extra(self, meta: dict, arrays: dict) -> None:
         self.episodes_in_batch = int(meta["episodes_in_batch"])
         if self.episodes_in_batch:
+            self.optimizer.sync()  # every parameter's .grad a view of flat_grad, then the values
             self.optimizer.load_parameter_order(self.optimizer.flat_grad, arrays["grad_accumulator"])
         self._restore_episode(meta, arrays)
 

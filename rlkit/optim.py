@@ -78,8 +78,10 @@ class Optimizer:
             part = values[self._offsets[i]:self._offsets[i + 1]]
             self._view(buffer, i)[...] = part.reshape(p.data.shape)
 
-    def _sync(self) -> None:
-        """Re-attach parameters whose data or grad was replaced outside the optimiser."""
+    def sync(self) -> None:
+        """Re-attach parameters whose data or grad was replaced outside the optimiser, and write
+        zeros for those without a gradient: afterwards ``flat`` and ``flat_grad`` hold what the
+        parameters hold (step and clipping call it; read ``flat_grad`` only after it)."""
         for p, data, grad in zip(self.params, self._data_views, self._grad_views):
             if p.data is not data:
                 data[...] = p.data
@@ -92,15 +94,16 @@ class Optimizer:
                 p.grad = grad
 
     def zero_grad(self) -> None:
-        """Set every gradient to zero (one fill of the flat buffer)."""
+        """Set every gradient to zero: each ``.grad`` a view of the flat buffer again, its zeros
+        written only if it is read before the next backward overwrites it
+        (``Tensor._zero_grad_into``): a fill and an add were two passes over the buffer."""
         for p, grad in zip(self.params, self._grad_views):
-            p.grad = grad
-        self.flat_grad.fill(0)
+            p._zero_grad_into(grad)
 
     def clip_grad_norm(self, max_norm: float) -> float:
         """:func:`clip_grad_norm_` over this optimiser's parameters, on the flat buffer: one dot
         product and one scale instead of a pass per parameter. Returns the norm before clipping."""
-        self._sync()
+        self.sync()
         xp = get_array_module(self.flat_grad)
         total = math.sqrt(float(xp.dot(self.flat_grad, self.flat_grad)))
         if total > max_norm:
@@ -109,7 +112,7 @@ class Optimizer:
 
     def step(self) -> None:
         """Apply one update from the current gradients."""
-        self._sync()
+        self.sync()
         self.steps += 1
         self._update(self.flat, self.flat_grad)
 

@@ -120,7 +120,8 @@ class Tensor:
     of ``.data`` once ``backward`` has reached this tensor.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "_creator", "_index", "__weakref__")
+    __slots__ = ("data", "_grad", "_grad_stale", "requires_grad", "_creator", "_index",
+                 "__weakref__")
     __array_priority__ = 1000  # ndarray (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad: bool = False, dtype=None):
@@ -136,7 +137,7 @@ class Tensor:
         if requires_grad and data.dtype.kind != "f":
             raise TypeError(f"only floating point tensors can require gradients, got {data.dtype}")
         self.data = data
-        self.grad = None
+        self._grad, self._grad_stale = None, False
         self.requires_grad = bool(requires_grad)
         self._creator = None
         self._index = 0
@@ -145,8 +146,29 @@ class Tensor:
     def _wrap(cls, data, requires_grad: bool) -> "Tensor":
         """Fast constructor for op outputs (no conversion or checks)."""
         t = object.__new__(cls)
-        t.data, t.grad, t.requires_grad, t._creator, t._index = data, None, requires_grad, None, 0
+        t.data, t._grad, t._grad_stale, t.requires_grad, t._creator, t._index = (
+            data, None, False, requires_grad, None, 0)
         return t
+
+    # ----------------------------------------------------------------- gradient
+    @property
+    def grad(self):
+        """The gradient accumulated by ``backward`` (an array of ``data``'s shape), or None."""
+        if self._grad_stale:
+            self._grad.fill(0)
+            self._grad_stale = False
+        return self._grad
+
+    @grad.setter
+    def grad(self, value) -> None:
+        self._grad, self._grad_stale = value, False
+
+    def _zero_grad_into(self, buffer) -> None:
+        """Make ``buffer`` (of ``data``'s shape) the gradient, as zeros, without writing them
+        yet: the next backward overwrites it with the first gradient it brings, where a fill
+        and an add would take two passes (an optimiser's flat gradient buffer, rlkit/optim.py);
+        reading ``grad`` before that writes the zeros."""
+        self._grad, self._grad_stale = buffer, True
 
     # ----------------------------------------------------------------- properties
     @property
@@ -336,13 +358,16 @@ def _unwrap_index(index):
 
 
 def _accumulate_leaf(tensor: Tensor, grad) -> None:
-    if tensor.grad is None:
+    if tensor._grad_stale:  # zeros not written yet (Tensor._zero_grad_into): overwrite them
+        tensor._grad[...] = grad
+        tensor._grad_stale = False
+    elif tensor._grad is None:
         # an op may hand the same array to several inputs: own a copy before adding into it
         # (in the gradient's memory layout: a convolution's weight gradient is (KH, KW, C, O)
         # in memory, as the weight is)
-        tensor.grad = grad.copy(order="K")
+        tensor._grad = grad.copy(order="K")
     else:
-        tensor.grad += grad
+        tensor._grad += grad
 
 
 def _topological_order(root: Function) -> list:

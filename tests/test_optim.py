@@ -167,6 +167,27 @@ def test_gradients_computed_before_the_optimizer_exists_are_kept():
     np.testing.assert_allclose(w.data, [0.0])
 
 
+def test_zero_grad_then_backward_leaves_exactly_the_new_gradient_in_the_flat_buffer():
+    """zero_grad writes no zeros until a gradient is read: the next backward overwrites the
+    buffer with its gradient, and a parameter it does not reach still reads (and steps) as
+    zeros."""
+    used, unused = nn.Parameter(np.array([1.0, 2.0], np.float32)), nn.Parameter(np.ones(3, np.float32))
+    opt = optim.SGD([used, unused], lr=0.5)
+    (used * used).sum().backward()
+    (unused * 3.0).sum().backward()                  # a first round leaves both gradients non-zero
+    opt.zero_grad()
+    (used * Tensor(np.array([5.0, 7.0], np.float32))).sum().backward()
+    np.testing.assert_array_equal(used.grad, [5.0, 7.0])
+    assert np.shares_memory(used.grad, opt.flat_grad)
+    opt.step()
+    np.testing.assert_array_equal(used.data, [1.0 - 2.5, 2.0 - 3.5])
+    np.testing.assert_array_equal(unused.data, np.ones(3))   # its stale 3s were never applied
+    np.testing.assert_array_equal(opt.flat_grad, [5.0, 7.0, 0.0, 0.0, 0.0])
+    opt.zero_grad()
+    np.testing.assert_array_equal(unused.grad, np.zeros(3))  # read before any backward: zeros
+    assert np.shares_memory(unused.grad, opt.flat_grad)
+
+
 def test_clip_grad_norm_scales_all_gradients_together():
     a, b = nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))
     a.grad, b.grad = np.array([3.0, 0.0], np.float32), np.array([4.0], np.float32)
