@@ -95,6 +95,20 @@ class Function:
                 out._creator, out._index = self, index
         return outs
 
+    def gradient_buffer(self, index: int, dtype):
+        """Where ``backward`` may write input ``index``'s gradient itself, or None: that input's
+        ``.grad`` array while it holds zeros not yet written (a parameter after its optimiser's
+        ``zero_grad``, ``Tensor._zero_grad_into``), if it is of ``dtype`` and the input appears
+        once among this op's inputs. A backward that writes it returns that same array as the
+        gradient, and the engine copies nothing (a fully connected weight's gradient: 6.4 MB
+        for the Nature CNN's)."""
+        tensor = self.inputs[index] if self.inputs else None
+        if tensor is None or not tensor._grad_stale or tensor._grad.dtype != dtype:
+            return None
+        if sum(t is tensor for t in self.inputs) > 1:  # its other gradient would overwrite it
+            return None
+        return tensor._grad
+
     @classmethod
     def apply(cls, *inputs: "Tensor", **params):
         """Build the op with ``params`` and run it on ``inputs`` (Tensors)."""
@@ -358,8 +372,9 @@ def _unwrap_index(index):
 
 
 def _accumulate_leaf(tensor: Tensor, grad) -> None:
-    if tensor._grad_stale:  # zeros not written yet (Tensor._zero_grad_into): overwrite them
-        tensor._grad[...] = grad
+    if tensor._grad_stale:  # zeros not written yet (Tensor._zero_grad_into): overwrite them,
+        if grad is not tensor._grad:  # unless the op wrote there (Function.gradient_buffer)
+            tensor._grad[...] = grad
         tensor._grad_stale = False
     elif tensor._grad is None:
         # an op may hand the same array to several inputs: own a copy before adding into it

@@ -188,6 +188,42 @@ def test_zero_grad_then_backward_leaves_exactly_the_new_gradient_in_the_flat_buf
     assert np.shares_memory(unused.grad, opt.flat_grad)
 
 
+def _conv_net():
+    return nn.Sequential(nn.Conv2d(2, 3, 3, stride=2), nn.ReLU(), nn.Flatten(), nn.Linear(48, 4))
+
+
+def test_weight_gradients_written_in_place_equal_the_copied_ones():
+    """After zero_grad a Linear's and a Conv2d's weight gradients are computed straight into
+    the optimiser's flat buffer (Function.gradient_buffer); every gradient equals the one a
+    network without an optimiser gets (a copy of the op's own array), bit for bit."""
+    x = Tensor(np.random.default_rng(0).standard_normal((5, 2, 9, 9)).astype(np.float32))
+    plain, optimised = _conv_net(), _conv_net()
+    optimised.load_state_dict(plain.state_dict())
+    opt = optim.SGD(optimised.parameters(), lr=0.1)
+    (plain(x) ** 2).sum().backward()
+    for _ in range(2):                            # the second round overwrites the first's
+        opt.zero_grad()
+        (optimised(x) ** 2).sum().backward()
+        for p, q in zip(plain.parameters(), optimised.parameters()):
+            np.testing.assert_array_equal(q.grad, p.grad)
+            assert np.shares_memory(q.grad, opt.flat_grad)
+
+
+def test_a_leaf_used_twice_by_one_op_gets_both_gradients():
+    """x @ w.T with x = w: the op must not write one of w's two gradients into its buffer,
+    where the other would overwrite it."""
+    from rlkit import functions as F
+    values = np.array([[1.0, 2.0], [3.0, -1.0]], np.float32)
+    upstream = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)  # not symmetric: two different gradients
+    w, reference = nn.Parameter(values.copy()), Tensor(values.copy(), requires_grad=True)
+    opt = optim.SGD([w], lr=0.1)
+    opt.zero_grad()
+    (F.Linear()(w, w) * Tensor(upstream)).sum().backward()
+    (F.Linear()(reference, reference) * Tensor(upstream)).sum().backward()
+    np.testing.assert_array_equal(w.grad, reference.grad)
+    np.testing.assert_array_equal(w.grad, upstream @ values + upstream.T @ values)
+
+
 def test_clip_grad_norm_scales_all_gradients_together():
     a, b = nn.Parameter(np.zeros(2, np.float32)), nn.Parameter(np.zeros(1, np.float32))
     a.grad, b.grad = np.array([3.0, 0.0], np.float32), np.array([4.0], np.float32)

@@ -98,7 +98,10 @@ class Conv2d(Function):
             # as cols^T @ g, not g^T @ cols: OpenBLAS ran the Nature CNN's layers' products 5-7%
             # faster this way at batch 32, 12-13% at 256 (2-core Xeon, ad hoc A/B); and it comes
             # out in the layer's weight layout, so it adds into the optimiser's gradient as it is
-            gw = _weight_of_columns(cols.T @ g_rows, self.kernel)                # (KH*KW*C, O)
+            buffer = self.gradient_buffer(1, xp.result_type(cols, g_rows))
+            columns = None if buffer is None else _columns_view(buffer)
+            product = xp.matmul(cols.T, g_rows, out=columns)                   # (KH*KW*C, O)
+            gw = buffer if columns is not None else _weight_of_columns(product, self.kernel)
         gx = None
         if need_x:
             # dcols is kh*kw / (sh*sw) times the size of the input: made and folded a chunk at
@@ -248,6 +251,13 @@ def _weight_columns(weight):
     a Conv2d layer's weight, whose memory is (KH, KW, C, O) (rlkit/nn/layers.py), else a copy."""
     o = weight.shape[0]
     return get_array_module(weight).ascontiguousarray(weight.transpose(2, 3, 1, 0)).reshape(-1, o)
+
+
+def _columns_view(weight):
+    """The (KH*KW*C, O) matrix of an (O, C, KH, KW) array as a view, when its memory is laid out
+    (KH, KW, C, O) as a Conv2d layer's weight (and its gradient) is; else None."""
+    stored = weight.transpose(2, 3, 1, 0)
+    return stored.reshape(-1, weight.shape[0]) if stored.flags.c_contiguous else None
 
 
 def _weight_of_columns(columns, kernel):

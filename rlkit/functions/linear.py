@@ -36,7 +36,11 @@ class Linear(Function):
         g2 = g.reshape(-1, g.shape[-1])
         need_x, need_w = self.needs_input_grad[:2]
         gx = (g @ weight) if need_x else None
-        gw = (g2.T @ x.reshape(-1, x.shape[-1])) if need_w else None
+        gw = None
+        if need_w:
+            x2 = x.reshape(-1, x.shape[-1])
+            xp = get_array_module(g2)
+            gw = xp.matmul(g2.T, x2, out=self.gradient_buffer(1, xp.result_type(g2, x2)))
         if len(self.needs_input_grad) == 3:
             return gx, gw, (column_sums(g2) if self.needs_input_grad[2] else None)
         return gx, gw
