@@ -237,21 +237,82 @@ def test_direct_convolution_refuses_what_its_tiles_cannot_cover(change):
     assert not direct_conv.applies(x, weight, None, padding, out_size)
 
 
-@pytest.mark.skipif(not simd.FAST_ON_THIS_CPU, reason="the layer takes the direct kernel only "
+WEIGHT_GRADIENT_CASES = [  # (N, C, H, W), filters, kernel, stride, input dtype, scale
+    ((3, 4, 84, 84), 32, (8, 8), (4, 4), np.uint8, 1 / 255),   # the Nature CNN's first layer
+    ((3, 4, 84, 84), 16, (8, 8), (4, 4), np.uint8, 1 / 255),   # the 2013 network's
+    ((2, 3, 13, 20), 16, (2, 8), (1, 2), np.float32, 1.0),      # other geometries and dtypes
+    ((2, 2, 10, 24), 32, (3, 8), (2, 2), np.float32, 0.5),
+]
+
+
+@pytest.mark.parametrize("x_shape,filters,kernel,stride,dtype,scale", WEIGHT_GRADIENT_CASES)
+@pytest.mark.parametrize("given_out", [False, True])
+def test_direct_weight_gradient_is_the_input_columns_times_the_output_gradient(
+        x_shape, filters, kernel, stride, dtype, scale, given_out):
+    """d loss / d weight columns = im2col(scale * x)^T @ g, against float64; an ``out`` array
+    that holds other values is overwritten."""
+    from rlkit.kernels import direct_conv
+    from rlkit.kernels.im2col import im2col
+    x = (R.random(x_shape) * 255).astype(dtype)
+    out_size = ((x_shape[2] - kernel[0]) // stride[0] + 1, (x_shape[3] - kernel[1]) // stride[1] + 1)
+    g_rows = R.standard_normal((x_shape[0] * out_size[0] * out_size[1], filters)).astype(np.float32)
+    out = R.standard_normal((kernel[0] * kernel[1] * x_shape[1], filters)).astype(np.float32) \
+        if given_out else None
+    gradient = direct_conv.weight_gradient(x, g_rows, kernel, stride, scale, out=out)
+    columns = im2col(np.ascontiguousarray((scale * x.astype(np.float64)).transpose(0, 2, 3, 1)),
+                     kernel, stride, (0, 0))
+    expected = columns.T @ g_rows.astype(np.float64)
+    assert gradient.dtype == np.float32 and gradient.shape == expected.shape
+    if given_out:
+        assert gradient is out
+    # float32 sums of up to 1200 products: within a few float32 roundings of the largest
+    np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=2e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("filters,kernel", [(32, (8, 4)), (16, (3, 8))])
+def test_direct_weight_gradient_refuses_what_its_tiles_cannot_cover(filters, kernel):
+    """A kernel not a multiple of 8 columns wide, or (16 filters) an odd number of rows high."""
+    from rlkit.kernels import direct_conv
+    x = np.zeros((1, 4, 84, 84), np.uint8)
+    out_size = ((84 - kernel[0]) // 4 + 1, (84 - kernel[1]) // 4 + 1)
+    assert direct_conv.applies(x, np.zeros((filters, 4) + kernel, np.float32), None, (0, 0),
+                               (20, 20)) == simd.FAST_ON_THIS_CPU
+    assert not direct_conv.weight_gradient_applies(x, np.zeros((filters, 4) + kernel, np.float32),
+                                                   None, (0, 0), out_size)
+    assert direct_conv.weight_gradient_applies(x, np.zeros((32, 4, 8, 8), np.float32), None,
+                                               (0, 0), (20, 20)) == simd.FAST_ON_THIS_CPU
+
+
+@pytest.mark.skipif(not simd.FAST_ON_THIS_CPU, reason="the layer takes the direct kernels only "
                     "where the vectors are fast")
-def test_a_first_layer_on_frames_takes_the_direct_kernel_without_a_graph_only(monkeypatch):
+@pytest.mark.parametrize("filters", [16, 32])
+@pytest.mark.parametrize("with_optimiser", [False, True])
+def test_a_first_layer_on_frames_takes_the_direct_kernels_with_or_without_a_graph(
+        monkeypatch, filters, with_optimiser):
+    """Acting and learning both run the direct forward; the learning forward's weight and bias
+    gradients (computed in the optimiser's buffer when there is one) are the block path's."""
     import rlkit
-    from rlkit import Tensor, nn
+    from rlkit import Tensor, nn, optim
     from rlkit.kernels import direct_conv
     calls = []
     original = direct_conv.forward
     monkeypatch.setattr(direct_conv, "forward", lambda *a: calls.append(1) or original(*a))
-    rlkit.manual_seed(0)
-    layer = nn.Conv2d(4, 16, 8, stride=4, input_scale=1 / 255)
     frames = Tensor((R.random((5, 4, 84, 84)) * 255).astype(np.uint8))
-    with rlkit.no_grad():
-        acting = layer(frames).numpy()
-    assert calls == [1]
-    learning = layer(frames)                            # records: the block path, for its backward
-    assert calls == [1] and learning.requires_grad
-    np.testing.assert_allclose(acting, learning.numpy(), rtol=1e-5, atol=1e-6)
+    g = R.standard_normal((5, filters, 20, 20)).astype(np.float32)
+    gradients = []
+    for direct in (True, False):
+        rlkit.manual_seed(0)
+        layer = nn.Conv2d(4, filters, 8, stride=4, input_scale=1 / 255)
+        if with_optimiser:
+            optim.SGD(layer.parameters(), lr=0.1).zero_grad()
+        if not direct:
+            monkeypatch.setattr(direct_conv, "weight_gradient_applies", lambda *a: False)
+        with rlkit.no_grad():
+            acting = layer(frames).numpy()
+        learning = layer(frames)
+        learning.backward(Tensor(g))
+        np.testing.assert_allclose(acting, learning.numpy(), rtol=1e-5, atol=1e-6)
+        gradients.append((layer.weight.grad.copy(), layer.bias.grad.copy()))
+    assert calls == [1, 1, 1]                   # no_grad, recording; then no_grad on the blocks' run
+    for direct_grad, blocks_grad in zip(*gradients):
+        np.testing.assert_allclose(direct_grad, blocks_grad, rtol=1e-5, atol=1e-5 * np.abs(blocks_grad).max())

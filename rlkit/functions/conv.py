@@ -52,9 +52,9 @@ class Conv2d(Function):
     one or two strides wide (the DQN networks' 8x8/4 first layers) runs on space-to-depth
     blocks instead (rlkit/kernels/blocks.py) when it records no graph, or records one that
     needs no input gradient (a network's first layer on data): its backward then computes the
-    weight gradient in the block layout, and no input gradient. Without a graph such a layer of
-    16 or 32 filters takes the direct kernel on vectors (rlkit/kernels/direct_conv.py) where
-    its tiles fit.
+    weight gradient in the block layout, and no input gradient. Such a layer of 16 or 32
+    filters takes the direct kernels on vectors instead (rlkit/kernels/direct_conv.py) where
+    their tiles fit: the forward, and for a recorded graph the weight gradient from the input.
     """
 
     def __init__(self, stride=(1, 1), padding=(0, 0), input_scale: float = 1.0):
@@ -69,12 +69,15 @@ class Conv2d(Function):
         # set by Function.__call__ only when it records
         needs_x_grad = bool(self.needs_input_grad) and self.needs_input_grad[0]
         factors = None
-        self.block_layout = None
+        self.block_layout = self.direct_input = None
         if not needs_x_grad and x.shape[1] <= BLOCKS_MAX_CHANNELS:
-            # no graph (acting, a target network): the direct kernel, which keeps nothing for
-            # a backward; a graph's weight gradient takes the blocks that the block path keeps
-            if not self.needs_input_grad and direct_conv.applies(x, weight, bias, self.padding,
-                                                                 out_size):
+            # the direct kernel: without a graph (acting, a target network), or recording one
+            # whose weight gradient its second kernel computes from the input kept here
+            recording = bool(self.needs_input_grad)
+            takes = direct_conv.weight_gradient_applies if recording else direct_conv.applies
+            if takes(x, weight, bias, self.padding, out_size):
+                if recording:
+                    self.direct_input = x
                 return direct_conv.forward(x, _weight_columns(weight), bias, self.kernel,
                                            self.stride, self.input_scale,
                                            out_size).transpose(0, 3, 1, 2)
@@ -86,6 +89,8 @@ class Conv2d(Function):
         return out.transpose(0, 3, 1, 2)
 
     def backward(self, g):
+        if self.direct_input is not None:
+            return self._backward_direct(g)
         if self.block_layout is not None:
             return self._backward_blocks(g)
         xp = get_array_module(g)
@@ -202,6 +207,23 @@ class Conv2d(Function):
         if len(self.needs_input_grad) == 3:
             gb = column_sums(g.reshape(-1, g.shape[-1])) if self.needs_input_grad[2] else None
             return None, gw, gb
+        return None, gw
+
+
+    def _backward_direct(self, g):
+        """Weight and bias gradients of a forward on the direct kernel (its input needs none),
+        the weight's by rlkit/kernels/direct_conv.py's second kernel, in place in the
+        optimiser's buffer when it offers it (Function.gradient_buffer)."""
+        g_rows = _to_channels_last(g).reshape(-1, g.shape[1])                  # (N*OH*OW, O)
+        gw = None
+        if self.needs_input_grad[1]:
+            buffer = self.gradient_buffer(1, np.float32)
+            columns = None if buffer is None else _columns_view(buffer)
+            product = direct_conv.weight_gradient(self.direct_input, g_rows, self.kernel,
+                                                  self.stride, self.input_scale, out=columns)
+            gw = buffer if columns is not None else _weight_of_columns(product, self.kernel)
+        if len(self.needs_input_grad) == 3:
+            return None, gw, (column_sums(g_rows) if self.needs_input_grad[2] else None)
         return None, gw
 
 
