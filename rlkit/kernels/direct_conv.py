@@ -70,6 +70,26 @@ def forward(x, weight_columns, bias, kernel, stride, scale: float, out_size):
 
 
 @functools.lru_cache(maxsize=None)
+def _sample_reader(convert: bool):
+    """``sample(x, n, scale, frame)``: sample ``n`` of ``x`` as the kernels read it. With
+    ``convert``, ``frame`` (a (C, H, W) float32 buffer, L2-sized) filled with ``float32(x[n]) *
+    scale``, the product the block copy makes, so that uint8 frames give what the same frames
+    scaled beforehand give; else ``x[n]`` itself (float32, unscaled)."""
+    @numba.njit(cache=True, nogil=True, boundscheck=False)
+    def sample(x, n, scale, frame):
+        if not convert:
+            return x[n]
+        source = x[n]
+        channels, height, width = source.shape
+        for c in range(channels):
+            for r in range(height):
+                for q in range(width):
+                    frame[c, r, q] = np.float32(source[c, r, q]) * scale
+        return frame
+    return sample
+
+
+@functools.lru_cache(maxsize=None)
 def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
     """The kernel for one geometry and filter count, compiled with them as constants (the loops
     over the kernel window unroll, and only the tile for ``vectors`` vectors is built). A tile
@@ -81,6 +101,7 @@ def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
     layer 1.5-1.6x slower than the blocks."""
     rows = 2 if vectors == 1 else 1
     second_lane = simd.LANES if vectors == 2 else 0
+    sample = _sample_reader(convert)
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def kernel(x, w, scale, bias, oh, ow, out):
@@ -90,15 +111,7 @@ def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
         b0 = load(bias, 0, 0)
         b1 = load(bias, 0, second_lane)
         for n in range(n_batch):
-            if convert:
-                source = x[n]
-                for c in range(channels):
-                    for r in range(height):
-                        for q in range(width):
-                            frame[c, r, q] = np.float32(source[c, r, q]) * scale
-                image = frame
-            else:
-                image = x[n]
+            image = sample(x, n, scale, frame)
             for i in range(0, oh, rows):
                 for j in range(0, ow, PIXELS):
                     # first sums: pixels j..j+3 of row i, filters 0-15; second sums: the same
@@ -186,6 +199,7 @@ def _weight_gradient_kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, co
     are converted and scaled a sample at a time, as in the forward."""
     rows = 2 if vectors == 1 else 1
     second_lane = simd.LANES if vectors == 2 else 0
+    sample = _sample_reader(convert)
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def kernel(x, g, scale, oh, ow, out):
@@ -193,15 +207,7 @@ def _weight_gradient_kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, co
         frame = np.empty((channels, height, width), np.float32)
         step = channels  # weight rows of neighbouring kernel columns are `channels` apart
         for n in range(n_batch):
-            if convert:
-                source = x[n]
-                for c in range(channels):
-                    for r in range(height):
-                        for q in range(width):
-                            frame[c, r, q] = np.float32(source[c, r, q]) * scale
-                image = frame
-            else:
-                image = x[n]
+            image = sample(x, n, scale, frame)
             first_pixel = n * oh * ow
             for c in range(channels):
                 for a in range(0, kh, rows):
