@@ -121,6 +121,14 @@ def test_no_grad_conv_in_chunks_is_the_cross_correlation(monkeypatch, x_shape, o
     np.testing.assert_allclose(out, expected, atol=1e-12)
 
 
+def test_batch_chunks_of_an_empty_batch_on_any_device():
+    """No chunk at all for n = 0, on the CPU and where the whole batch is one chunk (CuPy)."""
+    from rlkit.functions.conv import _batch_chunks
+    assert _batch_chunks(np, 0, 100) == []
+    assert _batch_chunks(object(), 0, 100) == []   # any array module but NumPy: the CuPy rule
+    assert _batch_chunks(object(), 5, 100) == [slice(0, 5)]
+
+
 def test_first_layer_on_blocks_one_sample_per_chunk(monkeypatch):
     """Block products are made and summed a chunk at a time: the output and the weight gradient
     match the unchunked im2col path with one sample per chunk."""

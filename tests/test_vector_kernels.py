@@ -173,6 +173,12 @@ def test_matmul_rows_refuses_panels_of_another_shape(b_shape):
                     np.zeros((4, 80), np.float32), False)
 
 
+def test_matmul_rows_over_an_empty_shared_dimension_writes_zeros():
+    out = np.ones((3, 16), np.float32)
+    matmul_rows(np.ones((3, 0), np.float32), pack_panels(np.ones((0, 16), np.float32)), out, False)
+    assert not out.any()
+
+
 def test_pack_panels_lays_out_64_columns_a_panel_zero_padded():
     b = np.arange(3 * 80, dtype=np.float64).reshape(3, 80)
     panels = pack_panels(b)
@@ -267,6 +273,24 @@ def test_direct_weight_gradient_is_the_input_columns_times_the_output_gradient(
         assert gradient is out
     # float32 sums of up to 1200 products: within a few float32 roundings of the largest
     np.testing.assert_allclose(gradient, expected, rtol=1e-5, atol=2e-6 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("bad", ["rows", "shape", "dtype", "order"])
+def test_direct_weight_gradient_refuses_arrays_of_another_geometry(bad):
+    """Its vector stores are not bounds-checked: a wrong ``out`` or ``g_rows`` is an error."""
+    from rlkit.kernels import direct_conv
+    x, g_rows = np.zeros((2, 4, 84, 84), np.uint8), np.zeros((800, 32), np.float32)
+    out = np.zeros((256, 32), np.float32)
+    if bad == "rows":
+        g_rows = g_rows[:400]
+    elif bad == "shape":
+        out = np.zeros((256, 16), np.float32)
+    elif bad == "dtype":
+        out = out.astype(np.float64)
+    else:
+        out = np.asfortranarray(out)
+    with pytest.raises(ValueError, match="weight_gradient"):
+        direct_conv.weight_gradient(x, g_rows, (8, 8), (4, 4), 1 / 255, out=out)
 
 
 @pytest.mark.parametrize("filters,kernel", [(32, (8, 4)), (16, (3, 8))])

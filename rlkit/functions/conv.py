@@ -209,7 +209,6 @@ class Conv2d(Function):
             return None, gw, gb
         return None, gw
 
-
     def _backward_direct(self, g):
         """Weight and bias gradients of a forward on the direct kernel (its input needs none),
         the weight's by rlkit/kernels/direct_conv.py's second kernel, in place in the
@@ -232,7 +231,7 @@ def _batch_chunks(xp, n: int, bytes_per_sample: int, chunk_bytes: int | None = N
     about ``chunk_bytes`` (default CHUNK_BYTES) each on the CPU, so the intermediate stays in
     the caches between the two steps that make and use it; the whole batch on CUDA."""
     chunk_bytes = CHUNK_BYTES if chunk_bytes is None else chunk_bytes
-    size = n if xp is not np else max(1, chunk_bytes // bytes_per_sample)
+    size = max(1, n) if xp is not np else max(1, chunk_bytes // bytes_per_sample)
     return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 

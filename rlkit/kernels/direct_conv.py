@@ -1,4 +1,5 @@
-"""A direct convolution on explicit 16-lane vectors, for a first layer on frames under no_grad.
+"""A direct convolution on explicit 16-lane vectors for first layers on frames, and its weight
+gradient.
 
 The Nature CNN's 8x8/4 first layer at batch 32 took 4.7 ms on the space-to-depth blocks
 (rlkit/kernels/blocks.py: a block copy, a GEMM whose output is four times the layer's, a
@@ -69,24 +70,19 @@ def forward(x, weight_columns, bias, kernel, stride, scale: float, out_size):
     return out.reshape(n, oh, ow, o)
 
 
-@functools.lru_cache(maxsize=None)
-def _sample_reader(convert: bool):
-    """``sample(x, n, scale, frame)``: sample ``n`` of ``x`` as the kernels read it. With
-    ``convert``, ``frame`` (a (C, H, W) float32 buffer, L2-sized) filled with ``float32(x[n]) *
-    scale``, the product the block copy makes, so that uint8 frames give what the same frames
-    scaled beforehand give; else ``x[n]`` itself (float32, unscaled)."""
-    @numba.njit(cache=True, nogil=True, boundscheck=False)
-    def sample(x, n, scale, frame):
-        if not convert:
-            return x[n]
-        source = x[n]
-        channels, height, width = source.shape
-        for c in range(channels):
-            for r in range(height):
-                for q in range(width):
-                    frame[c, r, q] = np.float32(source[c, r, q]) * scale
-        return frame
-    return sample
+@numba.njit(cache=True, nogil=True, boundscheck=False)
+def _converted_sample(x, n, scale, frame):
+    """Sample ``n`` of ``x`` as ``float32(x[n]) * scale`` in ``frame`` (a (C, H, W) float32
+    buffer, L2-sized), which it returns: the product the block copy makes, so that uint8 frames
+    give what the same frames scaled beforehand give. The kernels call it by its global name:
+    a compiled function in a kernel's closure would change numba's cache key in every process."""
+    source = x[n]
+    channels, height, width = source.shape
+    for c in range(channels):
+        for r in range(height):
+            for q in range(width):
+                frame[c, r, q] = np.float32(source[c, r, q]) * scale
+    return frame
 
 
 @functools.lru_cache(maxsize=None)
@@ -101,7 +97,6 @@ def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
     layer 1.5-1.6x slower than the blocks."""
     rows = 2 if vectors == 1 else 1
     second_lane = simd.LANES if vectors == 2 else 0
-    sample = _sample_reader(convert)
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def kernel(x, w, scale, bias, oh, ow, out):
@@ -111,7 +106,7 @@ def _kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, convert: bool):
         b0 = load(bias, 0, 0)
         b1 = load(bias, 0, second_lane)
         for n in range(n_batch):
-            image = sample(x, n, scale, frame)
+            image = _converted_sample(x, n, scale, frame) if convert else x[n]
             for i in range(0, oh, rows):
                 for j in range(0, ow, PIXELS):
                     # first sums: pixels j..j+3 of row i, filters 0-15; second sums: the same
@@ -180,8 +175,14 @@ def weight_gradient(x, g_rows, kernel, stride, scale: float, out=None):
     o = g_rows.shape[1]
     oh = (x.shape[2] - kernel[0]) // stride[0] + 1
     ow = (x.shape[3] - kernel[1]) // stride[1] + 1
+    shape = (kernel[0] * kernel[1] * channels, o)
+    if g_rows.shape[0] != n * oh * ow:
+        raise ValueError(f"weight_gradient: {g_rows.shape[0]} gradient rows for {n * oh * ow} "
+                         "output pixels")
     if out is None:
-        out = np.empty((kernel[0] * kernel[1] * channels, o), np.float32)
+        out = np.empty(shape, np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise ValueError(f"weight_gradient: out must be C-contiguous float32 of shape {shape}")
     out.fill(0)
     convert = x.dtype != np.float32 or scale != 1
     _weight_gradient_kernel(*kernel, *stride, o // simd.LANES, convert)(
@@ -199,7 +200,6 @@ def _weight_gradient_kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, co
     are converted and scaled a sample at a time, as in the forward."""
     rows = 2 if vectors == 1 else 1
     second_lane = simd.LANES if vectors == 2 else 0
-    sample = _sample_reader(convert)
 
     @numba.njit(cache=True, nogil=True, boundscheck=False)
     def kernel(x, g, scale, oh, ow, out):
@@ -207,7 +207,7 @@ def _weight_gradient_kernel(kh: int, kw: int, sh: int, sw: int, vectors: int, co
         frame = np.empty((channels, height, width), np.float32)
         step = channels  # weight rows of neighbouring kernel columns are `channels` apart
         for n in range(n_batch):
-            image = sample(x, n, scale, frame)
+            image = _converted_sample(x, n, scale, frame) if convert else x[n]
             first_pixel = n * oh * ow
             for c in range(channels):
                 for a in range(0, kh, rows):
