@@ -103,10 +103,8 @@ class Conv2d(Function):
             # as cols^T @ g, not g^T @ cols: OpenBLAS ran the Nature CNN's layers' products 5-7%
             # faster this way at batch 32, 12-13% at 256 (2-core Xeon, ad hoc A/B); and it comes
             # out in the layer's weight layout, so it adds into the optimiser's gradient as it is
-            buffer = self.gradient_buffer(1, xp.result_type(cols, g_rows))
-            columns = None if buffer is None else _columns_view(buffer)
-            product = xp.matmul(cols.T, g_rows, out=columns)                   # (KH*KW*C, O)
-            gw = buffer if columns is not None else _weight_of_columns(product, self.kernel)
+            gw = self._weight_gradient(xp.result_type(cols, g_rows),
+                                       lambda out: xp.matmul(cols.T, g_rows, out=out))
         gx = None
         if need_x:
             # dcols is kh*kw / (sh*sw) times the size of the input: made and folded a chunk at
@@ -121,9 +119,7 @@ class Conv2d(Function):
             if self.input_scale != 1:
                 gx *= self.input_scale
             gx = gx.transpose(0, 3, 1, 2)
-        if len(self.needs_input_grad) == 3:
-            return gx, gw, (column_sums(g_rows) if self.needs_input_grad[2] else None)
-        return gx, gw
+        return self._with_bias_gradient(gx, gw, g_rows)
 
     def _scaled(self, x, weight_dtype):
         """``x`` as the floating-point input of the GEMMs: times ``input_scale``, in the dtype
@@ -204,10 +200,7 @@ class Conv2d(Function):
                 dy = blocks.shift_scatter(g[part], factors, counts)            # (n*bh*bw, mh*mw*O)
                 gw_blocks_t += x_part @ dy
             gw = blocks.unblock_weight(gw_blocks_t.T, weight_shape, self.stride, factors)
-        if len(self.needs_input_grad) == 3:
-            gb = column_sums(g.reshape(-1, g.shape[-1])) if self.needs_input_grad[2] else None
-            return None, gw, gb
-        return None, gw
+        return self._with_bias_gradient(None, gw, g.reshape(-1, g.shape[-1]))
 
     def _backward_direct(self, g):
         """Weight and bias gradients of a forward on the direct kernel (its input needs none),
@@ -216,14 +209,25 @@ class Conv2d(Function):
         g_rows = _to_channels_last(g).reshape(-1, g.shape[1])                  # (N*OH*OW, O)
         gw = None
         if self.needs_input_grad[1]:
-            buffer = self.gradient_buffer(1, np.float32)
-            columns = None if buffer is None else _columns_view(buffer)
-            product = direct_conv.weight_gradient(self.direct_input, g_rows, self.kernel,
-                                                  self.stride, self.input_scale, out=columns)
-            gw = buffer if columns is not None else _weight_of_columns(product, self.kernel)
+            gw = self._weight_gradient(np.float32, lambda out: direct_conv.weight_gradient(
+                self.direct_input, g_rows, self.kernel, self.stride, self.input_scale, out=out))
+        return self._with_bias_gradient(None, gw, g_rows)
+
+    def _weight_gradient(self, dtype, columns_into):
+        """The (O, C, KH, KW) weight gradient that ``columns_into(out)`` computes as (KH*KW*C, O)
+        columns, into ``out`` (a new array when ``out`` is None) which it returns: ``out`` is the
+        optimiser's buffer seen as those columns when it offers one (Function.gradient_buffer)."""
+        buffer = self.gradient_buffer(1, dtype)
+        columns = None if buffer is None else _columns_view(buffer)
+        product = columns_into(columns)
+        return buffer if columns is not None else _weight_of_columns(product, self.kernel)
+
+    def _with_bias_gradient(self, gx, gw, g_rows):
+        """(gx, gw), and the bias's gradient (the column sums of ``g_rows``, the (N*OH*OW, O)
+        output gradient) when the op was given a bias."""
         if len(self.needs_input_grad) == 3:
-            return None, gw, (column_sums(g_rows) if self.needs_input_grad[2] else None)
-        return None, gw
+            return gx, gw, (column_sums(g_rows) if self.needs_input_grad[2] else None)
+        return gx, gw
 
 
 def _batch_chunks(xp, n: int, bytes_per_sample: int, chunk_bytes: int | None = None) -> list:
