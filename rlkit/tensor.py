@@ -16,10 +16,14 @@ import numpy as np
 
 from rlkit.backend import device_of, get_array_module, to_device, to_numpy
 from rlkit.memory import keep_freed_memory
+from rlkit.threads import quiet_blas_workers
 
 # large arrays reuse freed heap memory instead of page-faulting fresh mmaps: a change to malloc
 # for the whole process that loads the engine (rlkit/memory.py)
 keep_freed_memory()
+# OpenBLAS's idle workers stop spinning soon enough for the engine's own kernels to take the
+# other cores (rlkit/threads.py)
+quiet_blas_workers()
 
 
 class _GradMode(threading.local):

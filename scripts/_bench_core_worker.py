@@ -96,8 +96,10 @@ class RlkitSide:
 
     def info(self) -> dict:
         import numba
+        from rlkit import threads
         return {"rlkit": git_revision(), "numpy": np.__version__, "numba": numba.__version__,
-                "blas": _numpy_blas()}
+                "blas": _numpy_blas(), "kernel_threads": threads.kernel_threads(),
+                "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
 
 
 class TorchSide:

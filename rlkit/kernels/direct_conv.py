@@ -22,6 +22,11 @@ scatters the output gradient to the blocks and multiplies it by the forward's bl
 recorded forward and backward took 0.74 of its time for the Nature layer and 0.85 for the
 2013 network's (batch 32, uint8 frames, alternating, ad hoc).
 
+Parts of the batch run on the engine's threads (rlkit/threads.py): the forward's samples are
+independent, and the weight gradient sums each part into an array of its own and adds them up.
+Inside the DQN train step and agent update (batch 32, 2-core Xeon), two threads with OpenBLAS's
+spin shortened took 0.92 of the one-thread time (ad hoc, rlkit/threads.py).
+
 The input may be float32 or uint8 frames. Frames that need converting or scaling are
 converted and scaled a sample at a time into a float32 buffer that stays in L2, each value as
 ``float32(x) * scale`` (the product the block copy makes), so a network on uint8 frames gives
@@ -34,6 +39,7 @@ import functools
 import numba
 import numpy as np
 
+from rlkit import threads
 from rlkit.kernels import simd
 from rlkit.kernels.im2col import output_size
 from rlkit.kernels.simd import fma, load, splat, store
@@ -41,6 +47,9 @@ from rlkit.kernels.simd import fma, load, splat, store
 PIXELS = 4  # output pixels of a row whose sums one tile keeps in registers
 KERNEL_COLUMNS = 8  # kernel columns whose weight-gradient sums one tile keeps in registers
 FILTERS = (16, 32)  # output channels the tiles cover: one or two vectors
+# samples below which a part of the batch is not worth a thread of its own (rlkit/threads.py):
+# a sample of the Nature CNN's first layer takes about 50 us on one thread, a hand-off tens
+MIN_SAMPLES_PER_THREAD = 2
 
 
 def applies(x, weight, bias, padding, out_size) -> bool:
@@ -67,8 +76,11 @@ def forward(x, weight_columns, bias, kernel, stride, scale: float, out_size):
         bias = np.zeros(o, np.float32)
     bias_row = np.ascontiguousarray(bias).reshape(1, o)
     convert = x.dtype != np.float32 or scale != 1
-    _kernel(*kernel, *stride, o // simd.LANES, convert)(x, weight_columns, np.float32(scale),
-                                                        bias_row, oh, ow, out)
+    compiled, scale = _kernel(*kernel, *stride, o // simd.LANES, convert), np.float32(scale)
+    pixels = oh * ow
+    threads.run(functools.partial(compiled, x[part], weight_columns, scale, bias_row, oh, ow,
+                                  out[part.start * pixels:part.stop * pixels])
+                for part in threads.split(n, MIN_SAMPLES_PER_THREAD))
     return out.reshape(n, oh, ow, o)
 
 
@@ -185,10 +197,19 @@ def weight_gradient(x, g_rows, kernel, stride, scale: float, out=None):
         out = np.empty(shape, np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"weight_gradient: out must be C-contiguous float32 of shape {shape}")
-    out.fill(0)
     convert = x.dtype != np.float32 or scale != 1
-    _weight_gradient_kernel(*kernel, *stride, o // simd.LANES, convert)(
-        x, np.ascontiguousarray(g_rows, np.float32), np.float32(scale), oh, ow, out)
+    compiled, scale = _weight_gradient_kernel(*kernel, *stride, o // simd.LANES, convert), np.float32(scale)
+    g_rows, pixels = np.ascontiguousarray(g_rows, np.float32), oh * ow
+    # each part of the batch sums into an array of its own (the first into out), added up after
+    parts = threads.split(n, MIN_SAMPLES_PER_THREAD)
+    sums = [out] + [np.empty(shape, np.float32) for _ in parts[1:]]
+    for total in sums:
+        total.fill(0)
+    threads.run(functools.partial(compiled, x[part], g_rows[part.start * pixels:part.stop * pixels],
+                                  scale, oh, ow, total)
+                for part, total in zip(parts, sums))
+    for total in sums[1:]:
+        out += total
     return out
 
 

@@ -8,13 +8,16 @@ pass, tanh by its rational approximation (error below 4e-7, where NumPy's float3
 about 2 ulp). The backward's element-wise arithmetic is the step kernel's, operation for
 operation.
 
-One thread. The rows of an LSTM never mix, so blocks of the batch could run on threads of their
-own, and did (Python threads, GIL released). Alone, two blocks took 1.5 ms against 2.0-2.8 for
-the 32 x 32 x 128 forward recurrence; inside the layer the threaded version ran at 0.82-0.86 of
-the step loop's time, the single thread at 0.61-0.67 (bench_revisions.py, lock-step, 2-core
-Xeon). OpenBLAS's idle workers spin for about 0.1 s after each product (its
-``OPENBLAS_THREAD_TIMEOUT``, read when NumPy loads) and held the other core; and for the small
-batches of acting (8 rows, one step) the hand-off made the call 1.1-1.8x slower (ad hoc).
+Each call runs on one thread; the rows of an LSTM never mix, so ``LSTMSequence`` hands blocks
+of the batch to threads of their own (rlkit/threads.py), each with its rows' part of every
+array. That lost while OpenBLAS's idle workers spun for 0.1 s after each product and held the
+other core (inside the layer the threaded version ran at 0.82-0.86 of the step loop's time, the
+single thread at 0.61-0.67; bench_revisions.py, lock-step, 2-core Xeon); with their spin
+shortened and the input projection inside the forward kernel (no product right before the
+threads start), the layer's forward and backward took 3.5-3.6 ms on two threads against 4.2-4.5
+on one (ad hoc, rlkit/threads.py). For the small batches of acting (8 rows, one step) the
+hand-off made the call 1.1-1.8x slower (ad hoc): ``LSTMSequence`` splits only batches with
+enough rows times steps per thread.
 
 Gate order i, f, o, g; the forward's pre-activations come with the sigmoid gates' columns
 halved (sigmoid(x) = (1 + tanh(x / 2)) / 2), as for the step kernels.
@@ -38,22 +41,24 @@ def applies(hidden: int, *dtypes) -> bool:
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def forward(gates, hs, cs, tanh_c, w_hh_t_panels):
-    """Run the recurrence over all T steps, in place.
+def forward(steps_in, gates, cs, tanh_c, w_steps_panels):
+    """Run the recurrence over all T steps, in place. All arrays float32.
 
-    All arrays float32. ``gates`` (T, N, 4H): each step's input projection (bias included) on
-    entry, its activated gates on return. ``hs`` (T + 1, N, H): ``hs[0]`` is h0 on entry,
-    ``hs[t + 1]`` becomes h after step t (rows may have any stride, the last axis contiguous).
-    ``cs`` (T + 1, N, H):
-    ``cs[0]`` is c0, the rest is written, as is ``tanh_c`` (T, N, H), tanh of ``cs[1:]``.
-    ``w_hh_t_panels`` is the recurrent weight transposed, (H, 4H), the sigmoid gates' columns
-    halved, packed by rlkit/kernels/row_gemm.py's ``pack_panels``.
+    ``steps_in`` (T + 1, N, I + 1 + H): row t of step t is [x_t, 1, h_(t-1)] on entry
+    (``steps_in[0]`` holds h0 in its last H columns), and h after step t is written into the
+    last H columns of ``steps_in[t + 1]`` (rows may have any stride, the last axis contiguous).
+    ``w_steps_panels``: [w_ih | b_ih + b_hh | w_hh] (4H, I + 1 + H), transposed, the sigmoid
+    gates' rows halved, packed by rlkit/kernels/row_gemm.py's ``pack_panels``. Written:
+    ``gates`` (T, N, 4H), each step's activated gates; ``cs`` (T + 1, N, H) after ``cs[0]``
+    (c0) and ``tanh_c`` (T, N, H), tanh of ``cs[1:]``.
     """
     hidden = cs.shape[2]
+    first_h = steps_in.shape[2] - hidden
     half = splat(0.5)
     for t in range(gates.shape[0]):
-        z, c_prev, c, tanh_c_t, h = gates[t], cs[t], cs[t + 1], tanh_c[t], hs[t + 1]
-        matmul_rows(hs[t], w_hh_t_panels, z, True)
+        z, c_prev, c, tanh_c_t = gates[t], cs[t], cs[t + 1], tanh_c[t]
+        h = steps_in[t + 1, :, first_h:]
+        matmul_rows(steps_in[t], w_steps_panels, z, False)
         for r in range(z.shape[0]):
             for k in range(0, 3 * hidden, 16):  # the sigmoid gates, from tanh of their half
                 store(z, r, k, fma(half, simd.tanh(load(z, r, k)), half))
