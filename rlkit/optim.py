@@ -10,11 +10,13 @@ as 0 rather than as a subnormal float, which Intel CPUs compute on many times sl
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numba
 import numpy as np
 
+from rlkit import threads
 from rlkit.backend import get_array_module, memory_axes, to_device, to_numpy
 from rlkit.checks import check, number
 
@@ -198,8 +200,9 @@ class RMSProp(Optimizer):
             grad = grad + self.weight_decay * param
         if xp is np:
             scalar = param.dtype.type
-            _rmsprop_numba(param, grad, self.square_avg, scalar(self.alpha), scalar(1 - self.alpha),
-                           scalar(self.lr), scalar(self.eps), scalar(np.finfo(param.dtype).tiny))
+            _on_threads(_rmsprop_numba, (param, grad, self.square_avg), scalar(self.alpha),
+                        scalar(1 - self.alpha), scalar(self.lr), scalar(self.eps),
+                        scalar(np.finfo(param.dtype).tiny))
             return
         self.square_avg *= self.alpha
         self.square_avg += (1 - self.alpha) * grad * grad
@@ -233,10 +236,10 @@ class Adam(Optimizer):
         inv_bias2 = 1.0 / math.sqrt(1 - self.beta2 ** self.steps)
         if xp is np:
             scalar = param.dtype.type  # constants of the parameters' dtype keep the loop in it
-            _adam_numba(param, grad, self.exp_avg, self.exp_avg_sq, scalar(self.beta1),
-                        scalar(1 - self.beta1), scalar(self.beta2), scalar(1 - self.beta2),
-                        scalar(step_size), scalar(inv_bias2), scalar(self.eps),
-                        scalar(np.finfo(param.dtype).tiny))
+            _on_threads(_adam_numba, (param, grad, self.exp_avg, self.exp_avg_sq),
+                        scalar(self.beta1), scalar(1 - self.beta1), scalar(self.beta2),
+                        scalar(1 - self.beta2), scalar(step_size), scalar(inv_bias2),
+                        scalar(self.eps), scalar(np.finfo(param.dtype).tiny))
             return
         b1, b2, m, v = self.beta1, self.beta2, self.exp_avg, self.exp_avg_sq
         m *= b1
@@ -266,6 +269,18 @@ def _flush_subnormal(buffer) -> None:
     dtype as 0, in place (the array-op form of the kernels' flush; NumPy or CuPy)."""
     xp = get_array_module(buffer)
     buffer *= xp.abs(buffer) >= np.finfo(buffer.dtype).tiny  # NumPy's finfo: CuPy's dtypes are NumPy's
+
+
+# values of the flat buffers below which a part is not worth a thread of its own (rlkit/threads.py):
+# Adam passes over about a million float32 values a millisecond, a hand-off costs tens of us
+MIN_VALUES_PER_THREAD = 2**16
+
+
+def _on_threads(kernel, arrays, *constants) -> None:
+    """``kernel(*arrays, *constants)`` over parts of the flat ``arrays`` (all of one length),
+    on the engine's threads: the update of each value depends on that value alone."""
+    threads.run(functools.partial(kernel, *(array[part] for array in arrays), *constants)
+                for part in threads.split(arrays[0].size, MIN_VALUES_PER_THREAD))
 
 
 # error_model="numpy": no Python ZeroDivisionError check per element, which lets the loops

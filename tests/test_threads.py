@@ -13,7 +13,7 @@ import pytest
 from threadpoolctl import threadpool_info
 
 import rlkit.tensor  # noqa: F401  (loading the engine quietens OpenBLAS)
-from rlkit import Tensor, threads
+from rlkit import Tensor, optim, threads
 from rlkit.functions.recurrent import LSTMSequence, _row_blocks
 from rlkit.kernels import direct_conv, lstm_recurrence, simd
 
@@ -181,4 +181,24 @@ def test_lstm_on_threads_matches_one_thread(monkeypatch):
         return [output.data, h.data, c.data] + [t.grad for t in tensors]
     for threaded, single in zip(_on_threads(monkeypatch, 2, forward_backward),
                                 _on_threads(monkeypatch, 1, forward_backward)):
+        np.testing.assert_array_equal(threaded, single)
+
+
+@pytest.mark.parametrize("make", [lambda p: optim.Adam(p, lr=1e-2, weight_decay=0.1),
+                                  lambda p: optim.RMSProp(p, lr=1e-2)])
+def test_optimiser_updates_on_threads_match_one_thread(monkeypatch, make):
+    monkeypatch.setattr(optim, "MIN_VALUES_PER_THREAD", 1000)  # 3 parts of the 2,500 values
+
+    def three_steps(count):
+        monkeypatch.setattr(threads, "kernel_threads", lambda: count)
+        rng = np.random.default_rng(0)
+        params = [Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
+                  for shape in [(40, 50), (500,)]]
+        opt = make(params)
+        for _ in range(3):
+            opt.zero_grad()
+            sum(((p * p * p).sum() for p in params), Tensor(np.float32(0))).backward()
+            opt.step()
+        return [p.data.copy() for p in params]
+    for threaded, single in zip(three_steps(3), three_steps(1)):
         np.testing.assert_array_equal(threaded, single)
