@@ -7,8 +7,8 @@ minutes apart compare the drift as much as the code. Here each side is one long-
 process that builds bench_core's cases once (scripts/_bench_core_worker.py: the same program
 for rlkit and PyTorch). The parent then gives the two sides a turn each, the first side
 alternating from pair to pair:
-- a turn is ``WARM_CALLS`` untimed calls of the case, then timed calls, as many as make
-  ``TIMED_MIN_S`` on the reference side (the same count for both sides; a single call of a
+- a turn is untimed calls of the case (``WARM_CALLS`` of them, and ``WARM_MIN_S`` of time),
+  then timed calls, as many as make ``TIMED_MIN_S`` on the reference side (the same count for both sides; a single call of a
   1 ms case moved 10% between runs);
 - between turns the parent pauses ``PAUSE_S``, so that the side that just ran has its thread
   pools asleep (OpenBLAS's and OpenMP's threads spin for a while after a call and would take
@@ -39,9 +39,15 @@ from _bench_core_worker import CASES, SIDES
 # settings, rlkit/memory.py, would change PyTorch's allocations too)
 from rlkit.backend import thread_limited_env
 
-# untimed calls before the timed ones: the turn's first call after the pause wakes the thread
-# pools and refills the caches, which a training loop's steady state does not pay
+# untimed calls before the timed ones, at least WARM_CALLS lasting at least WARM_MIN_S
+# together: the turn's first calls after the pause wake the thread pools and refill the caches,
+# which a training loop's steady state does not pay. And after 0.15 s asleep a second core
+# comes back slowly: with rlkit's kernels on two threads (rlkit/threads.py) the LSTM case's
+# calls after such a pause took 6.8, 6.4, 6.0, 6.0, 6.0, 6.0, 6.1 ms and only then 3.6-4.9,
+# against 4.2 and then 3.6-3.8 after 10 ms asleep (2-core Xeon, medians of 10 pauses, ad hoc);
+# a training loop, whose updates come every few milliseconds, never sleeps that long
 WARM_CALLS = 2
+WARM_MIN_S = 0.1
 # seconds between turns, longer than OpenBLAS's spin before its idle threads sleep (2^28
 # cycles by default, about 0.1 s)
 PAUSE_S = 0.15
@@ -63,8 +69,10 @@ def serve(framework: str, cases: list, threads: int) -> None:
     for line in sys.stdin:
         case, calls = line.split()
         step = steps[case]
-        for _ in range(WARM_CALLS):
+        warm_until, warm_calls = time.perf_counter() + WARM_MIN_S, 0
+        while warm_calls < WARM_CALLS or time.perf_counter() < warm_until:
             step()
+            warm_calls += 1
         start = time.perf_counter()
         for _ in range(int(calls)):
             step()
