@@ -94,6 +94,8 @@ def split(n: int, granule: int = 1) -> list[slice]:
     """``range(n)`` as up to :func:`kernel_threads` contiguous slices of near-equal length,
     each a multiple of ``granule`` long except maybe the last; one slice (empty when n is 0)
     when ``n <= granule``, never an empty one otherwise."""
+    if n <= granule:  # before kernel_threads(): the common case of small arrays, cheaply
+        return [slice(0, n)]
     units = -(-n // granule)
     parts = max(1, min(kernel_threads(), units))
     bounds = [min(n, (units * i // parts) * granule) for i in range(parts + 1)]
