@@ -41,11 +41,12 @@ from rlkit.backend import thread_limited_env
 
 # untimed calls before the timed ones, at least WARM_CALLS lasting at least WARM_MIN_S
 # together: the turn's first calls after the pause wake the thread pools and refill the caches,
-# which a training loop's steady state does not pay. And after 0.15 s asleep a second core
-# comes back slowly: with rlkit's kernels on two threads (rlkit/threads.py) the LSTM case's
-# calls after such a pause took 6.8, 6.4, 6.0, 6.0, 6.0, 6.0, 6.1 ms and only then 3.6-4.9,
-# against 4.2 and then 3.6-3.8 after 10 ms asleep (2-core Xeon, medians of 10 pauses, ad hoc);
-# a training loop, whose updates come every few milliseconds, never sleeps that long
+# which a training loop's steady state does not pay. And after 0.15 s asleep the process ran
+# slowly for about 45 ms (cause not measured): with rlkit's kernels on two threads
+# (rlkit/threads.py) the LSTM case's calls after such a pause took 6.8, 6.4, 6.0, 6.0, 6.0,
+# 6.0, 6.1 ms and only then 3.6-4.9, against 4.2 and then 3.6-3.8 after 10 ms asleep (2-core
+# Xeon, medians of 10 pauses, ad hoc); a training loop, whose updates come every few
+# milliseconds, never sleeps that long
 WARM_CALLS = 2
 WARM_MIN_S = 0.1
 # seconds between turns, longer than OpenBLAS's spin before its idle threads sleep (2^28
