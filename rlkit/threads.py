@@ -38,47 +38,45 @@ import threading
 
 # OpenBLAS's idle workers spin 2^SPIN_EXPONENT TSC cycles before they sleep (its default: 28)
 SPIN_EXPONENT = 20
-_TIMEOUT_VARIABLES = ("OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")
+TIMEOUT_VARIABLE = "OPENBLAS_THREAD_TIMEOUT"  # OpenBLAS's name for that exponent
 
 _blas_pools: list = []  # threadpoolctl controllers of the OpenBLAS libraries quietened
 
 
-def _openblas_symbol(dynlib, name: str):
-    """OpenBLAS's function ``name`` in ``dynlib``, with or without the ``scipy_`` prefix of the
-    builds NumPy and SciPy ship; None when the library does not export it."""
-    for symbol in (name, f"scipy_{name}"):
-        function = getattr(dynlib, symbol, None)
-        if function is not None:
-            return function
-    return None
-
-
 def quiet_blas_workers() -> bool:
     """Make the loaded OpenBLAS libraries (pthreads builds) spin 2^SPIN_EXPONENT cycles
-    instead of 2^28 after each call, restarting their thread pools (the next product starts
-    them again). Returns True when done for at least one. Does nothing, and returns False, when
-    ``RLKIT_BLAS_SPIN`` is "default", when the user set ``OPENBLAS_THREAD_TIMEOUT`` (or
-    ``GOTO_THREAD_TIMEOUT``) already, or when no such OpenBLAS is loaded or it lacks the two
-    functions needed (``openblas_read_env``, ``blas_thread_shutdown_``)."""
+    instead of 2^28 after each call: set ``OPENBLAS_THREAD_TIMEOUT``, have each library read
+    it (``openblas_read_env``), stop its pool and start it again (``blas_thread_shutdown_``,
+    ``blas_thread_init``), then unset the variable, so that child processes start as this one
+    did and quieten their own. Returns True when done for at least one library. Does nothing,
+    and returns False, when ``RLKIT_BLAS_SPIN`` is "default", when the user set
+    ``OPENBLAS_THREAD_TIMEOUT``, or when no such OpenBLAS is loaded or it lacks those
+    functions.
+
+    Call it where no other thread is inside a BLAS call: the engine calls it once, when it
+    loads (a product running on another thread at that moment would lose its workers)."""
     if os.environ.get("RLKIT_BLAS_SPIN", "") == "default" or _blas_pools:
         return bool(_blas_pools)
-    if any(name in os.environ for name in _TIMEOUT_VARIABLES):
+    if TIMEOUT_VARIABLE in os.environ:
         return False
     import numpy  # noqa: F401  (its BLAS must be loaded to be found)
     from threadpoolctl import ThreadpoolController
     candidates = [pool for pool in ThreadpoolController().lib_controllers
                   if pool.internal_api == "openblas" and pool.threading_layer == "pthreads"]
-    os.environ["OPENBLAS_THREAD_TIMEOUT"] = str(SPIN_EXPONENT)
-    for pool in candidates:
-        read_env = _openblas_symbol(pool.dynlib, "openblas_read_env")
-        shutdown = _openblas_symbol(pool.dynlib, "blas_thread_shutdown_")
-        if read_env is None or shutdown is None:
-            continue
-        read_env()   # builds that cache the variables at load read them again
-        shutdown()   # the pool starts again on the next product, with the new timeout
-        _blas_pools.append(pool)
-    if not _blas_pools:
-        del os.environ["OPENBLAS_THREAD_TIMEOUT"]  # changed nothing: leave no trace
+    os.environ[TIMEOUT_VARIABLE] = str(SPIN_EXPONENT)
+    try:
+        for pool in candidates:
+            functions = [getattr(pool.dynlib, name, None) for name in
+                         ("openblas_read_env", "blas_thread_shutdown_", "blas_thread_init")]
+            if None in functions:
+                continue
+            read_env, shutdown, start = functions
+            read_env()  # builds that cache the variables when they load read them again
+            shutdown()
+            start()     # reads the timeout as it starts the workers
+            _blas_pools.append(pool)
+    finally:
+        del os.environ[TIMEOUT_VARIABLE]
     return bool(_blas_pools)
 
 
@@ -90,16 +88,16 @@ def kernel_threads() -> int:
     return max(1, min(pool.num_threads for pool in _blas_pools))
 
 
-def split(n: int, granule: int = 1) -> list[slice]:
-    """``range(n)`` as up to :func:`kernel_threads` contiguous slices of near-equal length,
-    each a multiple of ``granule`` long except maybe the last; one slice (empty when n is 0)
-    when ``n <= granule``, never an empty one otherwise."""
-    if n <= granule:  # before kernel_threads(): the common case of small arrays, cheaply
+def split(n: int, minimum: int = 1, align: int = 1) -> list[slice]:
+    """``range(n)`` as contiguous slices for :func:`run`: up to :func:`kernel_threads` of them,
+    of near-equal length and about ``minimum`` long or longer, their bounds multiples of
+    ``align`` (but the last, n); one slice (empty when n is 0) when n is below twice
+    ``minimum``."""
+    if n < 2 * minimum:  # before kernel_threads(): the common case of small arrays, cheaply
         return [slice(0, n)]
-    units = -(-n // granule)
-    parts = max(1, min(kernel_threads(), units))
-    bounds = [min(n, (units * i // parts) * granule) for i in range(parts + 1)]
-    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    parts = min(kernel_threads(), n // minimum)
+    bounds = [0] + [round(n * i / parts / align) * align for i in range(1, parts)] + [n]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
 class _Worker(threading.Thread):
@@ -161,8 +159,16 @@ def run(tasks) -> None:
         except BaseException as error:
             first_error = error
         for worker in helpers:
-            worker.done.acquire()
-            first_error = first_error or worker.error
+            # wait for every helper even through an interrupt (Ctrl+C): one left running
+            # would still be writing its part, and its late signal would end a later wait early
+            while True:
+                try:
+                    worker.done.acquire()
+                    break
+                except BaseException as error:
+                    first_error = first_error if first_error is not None else error
+            if first_error is None:
+                first_error = worker.error
             worker.error = None
         if first_error is not None:
             raise first_error

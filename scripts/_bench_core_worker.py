@@ -96,10 +96,12 @@ class RlkitSide:
 
     def info(self) -> dict:
         import numba
-        from rlkit import threads
+        try:  # an older checkout (bench_revisions' base) has no engine threads
+            from rlkit.threads import kernel_threads
+        except ImportError:
+            kernel_threads = None
         return {"rlkit": git_revision(), "numpy": np.__version__, "numba": numba.__version__,
-                "blas": _numpy_blas(), "kernel_threads": threads.kernel_threads(),
-                "openblas_thread_timeout": os.environ.get("OPENBLAS_THREAD_TIMEOUT")}
+                "blas": _numpy_blas(), "kernel_threads": kernel_threads and kernel_threads()}
 
 
 class TorchSide:

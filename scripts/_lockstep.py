@@ -8,8 +8,8 @@ process that builds bench_core's cases once (scripts/_bench_core_worker.py: the 
 for rlkit and PyTorch). The parent then gives the two sides a turn each, the first side
 alternating from pair to pair:
 - a turn is untimed calls of the case (``WARM_CALLS`` of them, and ``WARM_MIN_S`` of time),
-  then timed calls, as many as make ``TIMED_MIN_S`` on the reference side (the same count for both sides; a single call of a
-  1 ms case moved 10% between runs);
+  then timed calls, as many as make ``TIMED_MIN_S`` on the reference side (the same count for
+  both sides; a single call of a 1 ms case moved 10% between runs);
 - between turns the parent pauses ``PAUSE_S``, so that the side that just ran has its thread
   pools asleep (OpenBLAS's and OpenMP's threads spin for a while after a call and would take
   the cores from the other side).

@@ -2,6 +2,7 @@
 parts on the engine's threads, and the threaded kernels' results against one thread."""
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import subprocess
@@ -21,24 +22,36 @@ OPENBLAS_PTHREADS = any(lib["internal_api"] == "openblas" and lib.get("threading
                         for lib in threadpool_info())
 
 
-def _engine_state(**environment) -> list:
+def _engine_state(code: str = "", **environment) -> list:
     """[OPENBLAS_THREAD_TIMEOUT, kernel_threads()] as a fresh process with ``environment``
-    added sees them after loading the engine."""
-    code = ("import os, json, rlkit.tensor; from rlkit import threads; "
+    added sees them after loading the engine (and running ``code``)."""
+    code = ("import os, json, rlkit.tensor; from rlkit import threads; " + code +
             "print(json.dumps([os.environ.get('OPENBLAS_THREAD_TIMEOUT'), threads.kernel_threads()]))")
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RLKIT_BLAS_SPIN", "OPENBLAS_THREAD_TIMEOUT", "GOTO_THREAD_TIMEOUT")}
+    env = {k: v for k, v in os.environ.items() if k not in ("RLKIT_BLAS_SPIN", "OPENBLAS_THREAD_TIMEOUT")}
     out = subprocess.run([sys.executable, "-c", code], env={**env, **environment},
                          capture_output=True, text=True, check=True)
-    import json
-    return json.loads(out.stdout)
+    return json.loads(out.stdout.splitlines()[-1])
 
 
 @pytest.mark.skipif(not OPENBLAS_PTHREADS, reason="NumPy's BLAS here is not OpenBLAS on pthreads")
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2 if hasattr(os, "sched_getaffinity") else True,
+                    reason="OpenBLAS takes at most the CPUs it may run on: two are needed")
 def test_loading_the_engine_shortens_openblas_spin_unless_told_not_to():
-    assert _engine_state(OPENBLAS_NUM_THREADS="2") == [str(threads.SPIN_EXPONENT), 2]
+    # the variable is unset again once OpenBLAS has read it: a child process starts as its
+    # parent did and quietens its own OpenBLAS
+    assert _engine_state(OPENBLAS_NUM_THREADS="2") == [None, 2]
+    parent = ("import subprocess, sys\n"
+              "import rlkit.tensor\n"
+              "child = subprocess.run([sys.executable, '-c', 'import rlkit.tensor; "
+              "from rlkit import threads; print(threads.kernel_threads())'], "
+              "capture_output=True, text=True, check=True)\n"
+              "print(child.stdout.strip())\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("RLKIT_BLAS_SPIN", "OPENBLAS_THREAD_TIMEOUT")}
+    output = subprocess.run([sys.executable, "-c", parent], env={**env, "OPENBLAS_NUM_THREADS": "2"},
+                            capture_output=True, text=True, check=True).stdout.split()
+    assert output == ["2"]
     # one BLAS thread: the engine's kernels follow it
-    assert _engine_state(OPENBLAS_NUM_THREADS="1") == [str(threads.SPIN_EXPONENT), 1]
+    assert _engine_state(OPENBLAS_NUM_THREADS="1") == [None, 1]
     # the opt-out and a user's own setting leave OpenBLAS alone, and the kernels on one thread
     assert _engine_state(OPENBLAS_NUM_THREADS="2", RLKIT_BLAS_SPIN="default") == [None, 1]
     assert _engine_state(OPENBLAS_NUM_THREADS="2", OPENBLAS_THREAD_TIMEOUT="25") == ["25", 1]
@@ -56,19 +69,20 @@ def test_kernel_threads_follow_set_num_threads():
         assert threads.kernel_threads() == 2
 
 
-@pytest.mark.parametrize("n, granule, count, expected", [
-    (32, 1, 2, [slice(0, 16), slice(16, 32)]),
-    (5, 4, 2, [slice(0, 4), slice(4, 5)]),      # whole granules first, the rest last
-    (12, 4, 2, [slice(0, 4), slice(4, 12)]),    # 3 granules: 1 and 2
-    (3, 4, 2, [slice(0, 3)]),                   # less than a granule: one part
-    (0, 1, 2, [slice(0, 0)]),
-    (7, 1, 3, [slice(0, 2), slice(2, 4), slice(4, 7)]),
-    (2, 1, 3, [slice(0, 1), slice(1, 2)]),      # never an empty part
-    (9, 1, 1, [slice(0, 9)]),
+@pytest.mark.parametrize("n, minimum, align, count, expected", [
+    (32, 1, 1, 2, [slice(0, 16), slice(16, 32)]),
+    (24, 8, 4, 2, [slice(0, 12), slice(12, 24)]),  # near-equal, at multiples of 4
+    (17, 8, 4, 2, [slice(0, 8), slice(8, 17)]),
+    (15, 8, 1, 2, [slice(0, 15)]),                 # not two parts of 8: one
+    (0, 1, 1, 2, [slice(0, 0)]),
+    (7, 1, 1, 3, [slice(0, 2), slice(2, 5), slice(5, 7)]),
+    (2, 1, 1, 3, [slice(0, 1), slice(1, 2)]),      # never an empty part
+    (9, 1, 1, 1, [slice(0, 9)]),
+    (10, 1, 8, 2, [slice(0, 8), slice(8, 10)]),
 ])
-def test_split_covers_the_range_in_granules(monkeypatch, n, granule, count, expected):
+def test_split_covers_the_range_in_aligned_parts(monkeypatch, n, minimum, align, count, expected):
     monkeypatch.setattr(threads, "kernel_threads", lambda: count)
-    assert threads.split(n, granule) == expected
+    assert threads.split(n, minimum, align) == expected
 
 
 def test_run_calls_every_task_once_on_two_threads():
@@ -136,14 +150,27 @@ def test_a_forked_child_starts_its_own_workers():
 fast_vectors = pytest.mark.skipif(not simd.FAST_ON_THIS_CPU, reason="the vector kernels need AVX-512 or AVX2+FMA")
 
 
+_run = threads.run
+
+
 def _on_threads(monkeypatch, count, call):
+    """(``call()`` with the engine's kernels on ``count`` threads, the most parts one
+    ``threads.run`` got): a kernel that stopped splitting would pass the value checks alone."""
     monkeypatch.setattr(threads, "kernel_threads", lambda: count)
-    return call()
+    parts = [0]
+
+    def counting_run(tasks):
+        tasks = list(tasks)
+        parts.append(len(tasks))
+        _run(tasks)
+    monkeypatch.setattr(threads, "run", counting_run)
+    return call(), max(parts)
 
 
 @fast_vectors
-@pytest.mark.parametrize("filters, dtype, batch", [(32, np.uint8, 5), (16, np.float32, 4), (32, np.float32, 1)])
-def test_direct_conv_on_threads_matches_one_thread(monkeypatch, filters, dtype, batch):
+@pytest.mark.parametrize("filters, dtype, batch, parts", [(32, np.uint8, 5, 2), (16, np.float32, 6, 3),
+                                                   (32, np.float32, 1, 1)])
+def test_direct_conv_on_threads_matches_one_thread(monkeypatch, filters, dtype, batch, parts):
     rng = np.random.default_rng(0)
     x = (rng.random((batch, 4, 36, 36)) * 255).astype(dtype)
     weight_columns = rng.standard_normal((8 * 8 * 4, filters)).astype(np.float32)
@@ -158,17 +185,22 @@ def test_direct_conv_on_threads_matches_one_thread(monkeypatch, filters, dtype, 
         return direct_conv.weight_gradient(x, g, (8, 8), (4, 4), scale)
     # rows of the output are independent: the same numbers exactly; the weight gradient adds
     # the parts' sums at the end, a different order of the same additions
-    np.testing.assert_array_equal(_on_threads(monkeypatch, 3, forward), _on_threads(monkeypatch, 1, forward))
-    single = _on_threads(monkeypatch, 1, weight_gradient)
-    np.testing.assert_allclose(_on_threads(monkeypatch, 3, weight_gradient), single,
-                               rtol=1e-5, atol=1e-6 * np.abs(single).max())
+    (threaded, threaded_parts), (single, _) = (_on_threads(monkeypatch, 3, forward),
+                                               _on_threads(monkeypatch, 1, forward))
+    assert threaded_parts == parts  # samples in parts of at least 2
+    np.testing.assert_array_equal(threaded, single)
+    (threaded, threaded_parts), (single, _) = (_on_threads(monkeypatch, 3, weight_gradient),
+                                               _on_threads(monkeypatch, 1, weight_gradient))
+    assert threaded_parts == parts
+    np.testing.assert_allclose(threaded, single, rtol=1e-5, atol=1e-6 * np.abs(single).max())
 
 
 @fast_vectors
 def test_lstm_on_threads_matches_one_thread(monkeypatch):
     rng = np.random.default_rng(0)
     n, steps, n_in, hidden = 24, 8, 5, 32
-    assert [len(range(n)[rows]) for rows in _row_blocks(n, steps)] == [8, 16]
+    monkeypatch.setattr(threads, "kernel_threads", lambda: 2)
+    assert _row_blocks(n, steps) == [slice(0, 12), slice(12, 24)]  # 3 tiles of 4 and 3
     arrays = [rng.standard_normal(shape).astype(np.float32) * 0.5 for shape in
               [(n, steps, n_in), (n, hidden), (n, hidden), (4 * hidden, n_in),
                (4 * hidden, hidden), (4 * hidden,), (4 * hidden,)]]
@@ -179,18 +211,19 @@ def test_lstm_on_threads_matches_one_thread(monkeypatch):
         output, h, c = LSTMSequence.apply(*tensors)
         ((output * output).sum() + h.sum() + (c * c).sum()).backward()
         return [output.data, h.data, c.data] + [t.grad for t in tensors]
-    for threaded, single in zip(_on_threads(monkeypatch, 2, forward_backward),
-                                _on_threads(monkeypatch, 1, forward_backward)):
-        np.testing.assert_array_equal(threaded, single)
+    (threaded, parts), (single, _) = (_on_threads(monkeypatch, 2, forward_backward),
+                                      _on_threads(monkeypatch, 1, forward_backward))
+    assert parts == 2
+    for a, b in zip(threaded, single):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.parametrize("make", [lambda p: optim.Adam(p, lr=1e-2, weight_decay=0.1),
                                   lambda p: optim.RMSProp(p, lr=1e-2)])
 def test_optimiser_updates_on_threads_match_one_thread(monkeypatch, make):
-    monkeypatch.setattr(optim, "MIN_VALUES_PER_THREAD", 1000)  # 3 parts of the 2,500 values
+    monkeypatch.setattr(optim, "MIN_VALUES_PER_THREAD", 1000)  # 2 parts of the 2,500 values
 
-    def three_steps(count):
-        monkeypatch.setattr(threads, "kernel_threads", lambda: count)
+    def three_steps():
         rng = np.random.default_rng(0)
         params = [Tensor(rng.standard_normal(shape).astype(np.float32), requires_grad=True)
                   for shape in [(40, 50), (500,)]]
@@ -200,5 +233,8 @@ def test_optimiser_updates_on_threads_match_one_thread(monkeypatch, make):
             sum(((p * p * p).sum() for p in params), Tensor(np.float32(0))).backward()
             opt.step()
         return [p.data.copy() for p in params]
-    for threaded, single in zip(three_steps(3), three_steps(1)):
-        np.testing.assert_array_equal(threaded, single)
+    (threaded, parts), (single, _) = (_on_threads(monkeypatch, 3, three_steps),
+                                      _on_threads(monkeypatch, 1, three_steps))
+    assert parts == 2
+    for a, b in zip(threaded, single):
+        np.testing.assert_array_equal(a, b)

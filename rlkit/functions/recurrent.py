@@ -43,25 +43,27 @@ class LSTMSequence(Function):
         steps_in[:steps, :, n_in] = 1
         hs = steps_in[:, :, n_in + 1:]  # hs[t] is h_(t-1); hs[steps] the last state
         hs[0] = h0
-        w_in = xp.concatenate([w_ih, (b_ih + b_hh)[:, None]], axis=1)
+        bias = (b_ih + b_hh)[:, None]
         gates = xp.empty((steps, n, 4 * hidden), dtype=x.dtype)
         cs = xp.empty((steps + 1, n, hidden), dtype=x.dtype)
         tanh_c = xp.empty((steps, n, hidden), dtype=x.dtype)
         cs[0] = c0
-        self.whole_recurrence = xp is np and lstm_recurrence.applies(hidden, x.dtype, w_ih.dtype, w_hh.dtype)
+        self.whole_recurrence = (xp is np and
+                                 lstm_recurrence.applies(hidden, x.dtype, w_ih.dtype, w_hh.dtype))
         if self.whole_recurrence:
             # each step's whole product, [x_t, 1, h_(t-1)] @ [w_ih | bias | w_hh]^T, inside the
             # kernel: no BLAS product right before the threads start (rlkit/threads.py), and
             # blocks of rows, which never mix, run on threads of their own
-            w_steps = xp.concatenate([w_in, w_hh], axis=1)
+            w_steps = xp.concatenate([w_ih, bias, w_hh], axis=1)
             # The sigmoid gates' rows are halved here, in the small weights, so that the step
             # kernel gets all four gates from one tanh (sigmoid(x) = (1 + tanh(x / 2)) / 2).
             w_steps[:3 * hidden] *= 0.5
             panels = pack_panels(w_steps.T)
-            threads.run(functools.partial(lstm_recurrence.forward, steps_in[:, rows], gates[:, rows],
-                                          cs[:, rows], tanh_c[:, rows], panels)
+            threads.run(functools.partial(lstm_recurrence.forward, steps_in[:, rows],
+                                          gates[:, rows], cs[:, rows], tanh_c[:, rows], panels)
                         for rows in _row_blocks(n, steps))
         else:
+            w_in = xp.concatenate([w_ih, bias], axis=1)
             w_in[:3 * hidden] *= 0.5  # as above
             # the projections go straight into the gates' array, which each step then activates
             xp.matmul(steps_in[:steps].reshape(steps * n, -1)[:, :n_in + 1], w_in.T,
@@ -107,8 +109,7 @@ class LSTMSequence(Function):
 
 
 def _row_blocks(n: int, steps: int) -> list:
-    """The batch's rows (0..n) in blocks for the engine's threads: whole tiles of the row
-    kernel (rlkit/kernels/row_gemm.py), each but the last (the rows left) with at least
-    MIN_ROW_STEPS_PER_THREAD rows times steps."""
-    tiles = max(1, -(-MIN_ROW_STEPS_PER_THREAD // (max(steps, 1) * TILE_ROWS)))
-    return threads.split(n, tiles * TILE_ROWS)
+    """The batch's rows (0..n) in blocks for the engine's threads: at least
+    MIN_ROW_STEPS_PER_THREAD rows times steps each, split at whole tiles of the row kernel
+    (rlkit/kernels/row_gemm.py)."""
+    return threads.split(n, -(-MIN_ROW_STEPS_PER_THREAD // max(steps, 1)), TILE_ROWS)
