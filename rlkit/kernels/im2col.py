@@ -17,9 +17,10 @@ convolutions hand their outputs on channels last: rlkit/functions/conv.py).
 How each runs:
 - im2col is one strided view plus one copy, on NumPy and CuPy alike.
 - col2im is a numba kernel on the CPU (scatter-add) and one strided add per window offset on
-  CuPy. The kernel is serial on purpose: the GEMMs around it run on OpenBLAS's two threads,
-  and a second (numba) thread pool on the same two cores made the pools spin against each
-  other (a batch-1 forward went from 0.4 ms to 24 ms).
+  CuPy. The kernel runs on one thread: a numba thread pool beside OpenBLAS's made the pools
+  spin against each other (a batch-1 forward went from 0.4 ms to 24 ms), and on the engine's
+  own threads (rlkit/threads.py) it lost 2-7% of the DQN train step, because it runs right
+  after its product, while OpenBLAS's workers still spin.
 """
 from __future__ import annotations
 
