@@ -11,9 +11,9 @@ backward (rows split between two threads) 4.2-4.4 on one thread, 4.4 on two.
 
 So when the engine loads, :func:`quiet_blas_workers` shortens that spin to 2^20 cycles (about
 0.4 ms; OpenBLAS's ``OPENBLAS_THREAD_TIMEOUT=20``, which a user who set it keeps) and restarts
-OpenBLAS's pool, which reads the setting only when it starts (the variable is unset again after,
-so that child processes quieten their own OpenBLAS). The products of one layer or of
-a batch-1 forward follow each other closely enough to find the workers awake; after a pause
+OpenBLAS's pool, which reads the setting only when it starts (the variable is unset again
+after, so that child processes quieten their own OpenBLAS). The products of one layer or of a
+batch-1 forward follow each other closely enough to find the workers awake; after a pause
 they sleep (a condition variable) and the next product wakes them. The exponent was chosen on
 the 2-core Xeon (ad hoc: three alternating processes per setting, medians of 9 samples, ms),
 with the kernels below on two threads, against OpenBLAS's default and one thread: at 2^18

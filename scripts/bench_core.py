@@ -210,9 +210,9 @@ def in_lockstep(args) -> dict:
         stop(workers.values())
     for case, row in results.items():
         row.update(judged(case, row["ratio"]))
-    return {"pairs": args.lockstep, "warm_calls": WARM_CALLS, "warm_min_s": WARM_MIN_S, "timed_min_s": TIMED_MIN_S,
-            "pause_s": PAUSE_S, "ratio": "median over pairs of rlkit ms / torch ms",
-            "cases": results}
+    return {"pairs": args.lockstep, "warm_calls": WARM_CALLS, "warm_min_s": WARM_MIN_S,
+            "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S,
+            "ratio": "median over pairs of rlkit ms / torch ms", "cases": results}
 
 
 def format_lockstep(lockstep: dict) -> str:

@@ -77,8 +77,8 @@ def main() -> None:
             stop(sides.values())
         finally:
             git("worktree", "remove", "--force", str(checkout))
-    write_report(args.out, {"base": base_commit, "head": head, "warm_calls": WARM_CALLS, "warm_min_s": WARM_MIN_S,
-                            "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S,
+    write_report(args.out, {"base": base_commit, "head": head, "warm_calls": WARM_CALLS,
+                            "warm_min_s": WARM_MIN_S, "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S,
                             "ratio": "median over pairs of head ms / base ms", "cases": results},
                  args.threads)
 

@@ -204,9 +204,8 @@ def weight_gradient(x, g_rows, kernel, stride, scale: float, out=None):
     g_rows, pixels = np.ascontiguousarray(g_rows, np.float32), oh * ow
     # each part of the batch sums into an array of its own (the first into out), added up after
     parts = threads.split(n, MIN_SAMPLES_PER_THREAD)
-    sums = [out] + [np.empty(shape, np.float32) for _ in parts[1:]]
-    for total in sums:
-        total.fill(0)
+    out.fill(0)
+    sums = [out] + [np.zeros(shape, np.float32) for _ in parts[1:]]
     threads.run(functools.partial(compiled, x[part], g_rows[part.start * pixels:part.stop * pixels],
                                   scale, oh, ow, total)
                 for part, total in zip(parts, sums))

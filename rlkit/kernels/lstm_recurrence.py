@@ -3,9 +3,10 @@
 For float32 on a CPU with AVX-512, or AVX2 and FMA, and a hidden size that is a multiple of 16
 (rlkit's ``LSTMSequence`` checks :func:`applies`). The step-by-step path (rlkit/kernels/lstm.py)
 calls BLAS and NumPy several times per step; here each step's product (the input's and the
-recurrent one together, in the forward) is rlkit/kernels/row_gemm.py's and the gates' activations are computed on 16-lane vectors (rlkit/kernels/simd.py) in the same
-pass, tanh by its rational approximation (error below 4e-7, where NumPy's float32 tanh is within
-about 2 ulp). The backward's element-wise arithmetic is the step kernel's, operation for
+recurrent one together, in the forward) is rlkit/kernels/row_gemm.py's and the gates'
+activations are computed on 16-lane vectors (rlkit/kernels/simd.py) in the same pass, tanh by
+its rational approximation (error below 4e-7, where NumPy's float32 tanh is within about 2
+ulp). The backward's element-wise arithmetic is the step kernel's, operation for
 operation.
 
 Each call runs on one thread; the rows of an LSTM never mix, so ``LSTMSequence`` hands blocks
@@ -19,8 +20,9 @@ on one (ad hoc, rlkit/threads.py). For the small batches of acting (8 rows, one 
 hand-off made the call 1.1-1.8x slower (ad hoc): ``LSTMSequence`` splits only batches with
 enough rows times steps per thread.
 
-Gate order i, f, o, g; the forward's weights come with the sigmoid gates' rows halved, so its
-pre-activations are (sigmoid(x) = (1 + tanh(x / 2)) / 2), as for the step kernels.
+Gate order i, f, o, g; the forward's weights come with the sigmoid gates' rows halved, so each
+step's product gives those gates' pre-activations halved (sigmoid(x) = (1 + tanh(x / 2)) / 2),
+as for the step kernels.
 """
 from __future__ import annotations
 
