@@ -612,8 +612,10 @@ def main(argv=None) -> None:
     for case in args.cases.split(","):
         step = CASES[case](fw, np.random.default_rng(args.seed))
         results[case] = time_step(step, args.repeats, args.warmup)
+    # NUMBA_CPU_NAME too: set to an older CPU it compiles the kernels for that instruction set
+    # (how this project emulates an AVX2-only machine on an AVX-512 one).
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                           "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE")}
+                                           "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE", "NUMBA_CPU_NAME")}
     print(json.dumps({"framework": fw.name, "cases": results, "versions": fw.info(), "env": env,
                       "gemm_gflops": round(gemm_ceiling(fw), 1), "python": platform.python_version()}))
 
