@@ -56,6 +56,12 @@ PAUSE_S = 0.15
 TIMED_MIN_S = 0.02
 
 
+def turn_settings() -> dict:
+    """The settings of a turn, for a report's JSON: what its timings were taken under."""
+    return {"warm_calls": WARM_CALLS, "warm_min_s": WARM_MIN_S, "timed_min_s": TIMED_MIN_S,
+            "pause_s": PAUSE_S}
+
+
 def serve(framework: str, cases: list, threads: int) -> None:
     """Worker: build ``cases`` for ``framework``, print one JSON line saying what it runs (the
     rlkit checkout it imported, the versions), then for each line ``case calls`` read on stdin

@@ -37,7 +37,7 @@ import sys
 from pathlib import Path
 
 from _bench_core_worker import CASES, case_flops
-from _lockstep import PAUSE_S, TIMED_MIN_S, WARM_CALLS, WARM_MIN_S, paired_turns, start, stop
+from _lockstep import paired_turns, start, stop, turn_settings
 
 from rlkit.backend import thread_limited_env
 
@@ -210,8 +210,7 @@ def in_lockstep(args) -> dict:
         stop(workers.values())
     for case, row in results.items():
         row.update(judged(case, row["ratio"]))
-    return {"pairs": args.lockstep, "warm_calls": WARM_CALLS, "warm_min_s": WARM_MIN_S,
-            "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S,
+    return {"pairs": args.lockstep, **turn_settings(),
             "ratio": "median over pairs of rlkit ms / torch ms", "cases": results}
 
 

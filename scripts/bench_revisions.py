@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from _bench_core_worker import CASES
-from _lockstep import PAUSE_S, TIMED_MIN_S, WARM_CALLS, WARM_MIN_S, paired_turns, start, stop
+from _lockstep import paired_turns, start, stop, turn_settings
 from bench_core import cpu_line, cpu_model, write_report
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,8 +77,7 @@ def main() -> None:
             stop(sides.values())
         finally:
             git("worktree", "remove", "--force", str(checkout))
-    write_report(args.out, {"base": base_commit, "head": head, "warm_calls": WARM_CALLS,
-                            "warm_min_s": WARM_MIN_S, "timed_min_s": TIMED_MIN_S, "pause_s": PAUSE_S,
+    write_report(args.out, {"base": base_commit, "head": head, **turn_settings(),
                             "ratio": "median over pairs of head ms / base ms", "cases": results},
                  args.threads)
 
