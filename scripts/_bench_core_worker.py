@@ -162,7 +162,8 @@ class TorchSide:
         return {"torch": torch.__version__, "numpy": np.__version__,
                 "torch_threads": torch.get_num_threads(),
                 "torch_blas": "MKL" if torch.backends.mkl.is_available() else "other",
-                "mkldnn": torch.backends.mkldnn.is_available()}
+                "mkldnn": torch.backends.mkldnn.is_available(),
+                "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 SIDES = {"rlkit": RlkitSide, "torch": TorchSide}
@@ -612,10 +613,13 @@ def main(argv=None) -> None:
     for case in args.cases.split(","):
         step = CASES[case](fw, np.random.default_rng(args.seed))
         results[case] = time_step(step, args.repeats, args.warmup)
-    # NUMBA_CPU_NAME too: set to an older CPU it compiles the kernels for that instruction set
-    # (how this project emulates an AVX2-only machine on an AVX-512 one).
+    # The instruction-set limits too: NUMBA_CPU_NAME compiles rlkit's kernels for an older CPU,
+    # OPENBLAS_CORETYPE picks NumPy's GEMM kernels, and the last three keep PyTorch's ATen, oneDNN
+    # and MKL to AVX2 (how this project emulates an AVX2-only machine on an AVX-512 one).
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                           "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE", "NUMBA_CPU_NAME")}
+                                           "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE", "NUMBA_CPU_NAME",
+                                           "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA",
+                                           "MKL_ENABLE_INSTRUCTIONS")}
     print(json.dumps({"framework": fw.name, "cases": results, "versions": fw.info(), "env": env,
                       "gemm_gflops": round(gemm_ceiling(fw), 1), "python": platform.python_version()}))
 
