@@ -559,6 +559,21 @@ def _own_methods(base, name: str) -> dict:
 
 
 # ------------------------------------------------------------------------- environment facts
+# Variables that hold a side to an older instruction set: NUMBA_CPU_NAME compiles rlkit's kernels
+# for an older CPU, OPENBLAS_CORETYPE picks NumPy's GEMM kernels, and the last three keep
+# PyTorch's ATen, oneDNN and MKL to AVX2 (how this project emulates an AVX2-only machine on an
+# AVX-512 one).
+INSTRUCTION_SET_VARIABLES = ("OPENBLAS_CORETYPE", "NUMBA_CPU_NAME", "ATEN_CPU_CAPABILITY",
+                             "DNNL_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS")
+
+
+def instruction_set_limits() -> dict:
+    """{variable: value or None} for :data:`INSTRUCTION_SET_VARIABLES` in this process's
+    environment: what a benchmark's JSON records so that an emulated run is never read as the
+    machine's own."""
+    return {k: os.environ.get(k) for k in INSTRUCTION_SET_VARIABLES}
+
+
 def git_revision() -> str | None:
     """``git describe --always --dirty`` of the checkout these scripts run from (None outside
     git): which engine a benchmark's JSON measured."""
@@ -613,13 +628,9 @@ def main(argv=None) -> None:
     for case in args.cases.split(","):
         step = CASES[case](fw, np.random.default_rng(args.seed))
         results[case] = time_step(step, args.repeats, args.warmup)
-    # The instruction-set limits too: NUMBA_CPU_NAME compiles rlkit's kernels for an older CPU,
-    # OPENBLAS_CORETYPE picks NumPy's GEMM kernels, and the last three keep PyTorch's ATen, oneDNN
-    # and MKL to AVX2 (how this project emulates an AVX2-only machine on an AVX-512 one).
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                           "NUMBA_NUM_THREADS", "OPENBLAS_CORETYPE", "NUMBA_CPU_NAME",
-                                           "ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA",
-                                           "MKL_ENABLE_INSTRUCTIONS")}
+                                           "NUMBA_NUM_THREADS")}
+    env.update(instruction_set_limits())
     print(json.dumps({"framework": fw.name, "cases": results, "versions": fw.info(), "env": env,
                       "gemm_gflops": round(gemm_ceiling(fw), 1), "python": platform.python_version()}))
 

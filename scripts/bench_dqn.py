@@ -28,7 +28,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from _bench_core_worker import git_revision
+from _bench_core_worker import git_revision, instruction_set_limits
 from _bench_pg_worker import Timed
 from bench_core import best_round, cpu_model, measure
 
@@ -74,7 +74,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "revision": git_revision(),
         "machine": {"cpu": cpu_model(), "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
-                    "cpus": os.cpu_count(), "python": platform.python_version(),
+                    "instruction_set_limits": instruction_set_limits(), "cpus": os.cpu_count(), "python": platform.python_version(),
                     "loadavg_1min_before_after": [load_before, os.getloadavg()[0]],
                     "note": "shared 2-core machine: other work may run concurrently"},
         "timed_steps": args.steps, "updates": agent.updates,
