@@ -14,8 +14,10 @@ a keyword argument of the constructors):
   Breakout); `actions="full"` gives ALE's 18; Pong only: `actions="updown"` gives the book's two
   moves (see `UPDOWN_ACTIONS`);
 - terminal on life loss: off (`terminal_on_life_loss=False`; Machado et al. advise against it);
-- no-op starts: a uniform 1..30 no-ops after each reset (`noop_max=30`);
-- frame skip 4 (`frame_skip`), max-pooling the last two frames of each skip;
+- no-op starts: a uniform 1..30 no-ops after each reset (`noop_max=30`; with
+  `preprocess="pg"` each no-op is an agent step of `frame_skip` frames);
+- frame skip 4 (`frame_skip`), max-pooling the last two frames of each skip ("dqn"; "pg"
+  takes the newest frame of each skip, see `make_atari`);
 - rewards unclipped by default (`clip_rewards=True` clips to [-1, 1], as the DQN paper did for
   games with larger scores; Pong's are already -1/0/+1). `info["episode"]` (Gymnasium's
   RecordEpisodeStatistics) always holds the unclipped return and length of a finished episode.
@@ -156,7 +158,8 @@ class AtariSettings:
     noop_max: int = 30
     """At most this many NOOPs after each reset (uniform 1..noop_max; 0 turns them off)."""
     frame_skip: int = 4
-    """Frames per agent step; the observation is the max over the last two."""
+    """Frames per agent step; the observation is the max over the last two ("dqn") or the
+    newest ("pg")."""
     terminal_on_life_loss: bool = False
     """End the episode when a life is lost (Pong has none)."""
     clip_rewards: bool = False
@@ -216,15 +219,23 @@ def make_atari(
     cfg = _settings(game, preprocess, settings)
     if preprocess == "pg" and (frame_stack is not None or screen_size is not None):
         raise ValueError("frame_stack and screen_size apply to preprocess='dqn' only; 'pg' uses 80x80 differences")
+    # "dqn": AtariPreprocessing skips frames and max-pools the last two of each skip. "pg": ALE
+    # skips them and the newest frame is read as it is, as the book's Pong-v0 gave it: in the
+    # red channel that input reads, Pong's paddle (92) is darker than the background (144), so
+    # a max over two frames erased the paddle wherever it had just moved (ad hoc count over 300
+    # steps of the paddle going up and down: 6.0 of its input pixels left on average, against
+    # 13.4 in the newest frame)
+    ale_skips = preprocess == "pg"
     env = gym.make(
         ATARI_GAMES[game],
-        frameskip=1,  # AtariPreprocessing skips (and max-pools) itself
+        frameskip=cfg.frame_skip if ale_skips else 1,
         repeat_action_probability=cfg.repeat_action_probability,
         full_action_space=cfg.actions == "full",
         max_num_frames_per_episode=cfg.max_num_frames_per_episode,
         render_mode=render_mode,
     )
-    common = dict(noop_max=cfg.noop_max, frame_skip=cfg.frame_skip, terminal_on_life_loss=cfg.terminal_on_life_loss)
+    common = dict(noop_max=cfg.noop_max, frame_skip=1 if ale_skips else cfg.frame_skip,
+                  terminal_on_life_loss=cfg.terminal_on_life_loss)
     if preprocess == "dqn":
         env = AtariPreprocessing(env, screen_size=84 if screen_size is None else screen_size, **common)
         env = RecordEpisodeStatistics(env)

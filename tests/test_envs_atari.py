@@ -140,6 +140,21 @@ def test_pg_env_first_difference_is_zero_then_frame_differences():
     env.close()
 
 
+def test_pg_input_is_the_difference_of_the_newest_screens_with_the_paddle_moving():
+    # no max over two frames: it erased the paddle (darker than the background in the red
+    # channel the input reads) wherever the paddle had just moved
+    env = envs.make("Pong", preprocess="pg", actions="updown", repeat_action_probability=0.0)
+    env.reset(seed=0)
+    ale = env.unwrapped.ale
+    previous = pg_preprocess(ale.getScreenRGB())
+    for t in range(60):
+        obs, *_ = env.step(0 if (t // 6) % 2 == 0 else 1)  # UP for 6 steps, then DOWN
+        newest = pg_preprocess(ale.getScreenRGB())
+        np.testing.assert_array_equal(obs, newest - previous)
+        previous = newest
+    env.close()
+
+
 def test_pg_rejects_dqn_only_options():
     with pytest.raises(ValueError, match="apply to preprocess='dqn' only"):
         make_pong("pg", frame_stack=4)
