@@ -42,7 +42,7 @@ from gymnasium.wrappers.utils import RunningMeanStd
 
 from agents.base import load_checkpoint
 from agents.policy_base import PolicyAgent, PolicyConfig
-from agents.training_run import TrainingRun, env_restore, env_snapshot
+from agents.training_run import TrainingRun, env_restore, env_snapshot, episode_score
 from rlkit import Tensor
 from rlkit.backend import to_device, to_numpy
 from rlkit.checks import FLAG, integer, number
@@ -210,12 +210,12 @@ class ActorCritic(PolicyAgent):
             rollout["obs"][:, t] = self._obs
             rollout["actions"][:, t], rollout["valid"][:, t] = actions, valid
             rollout["starts"][:, t] = self._starts
-            self._obs, rewards, terminated, truncated, _ = self.env.step(self._env_actions(actions))
+            self._obs, rewards, terminated, truncated, info = self.env.step(self._env_actions(actions))
             rollout["rewards"][:, t] = self._learned_rewards(rewards, valid, terminated | truncated)
             rollout["terminated"][:, t], rollout["truncated"][:, t] = terminated, truncated
             self._starts, self._ended = ~valid, terminated | truncated
             self.steps += n
-            self._count_episodes(rewards, valid, run)
+            self._count_episodes(rewards, valid, info, run)
         return rollout
 
     def _rollout_act(self) -> tuple:
@@ -298,12 +298,13 @@ class ActorCritic(PolicyAgent):
         self._episode_return = np.array(saved["episode_return"], np.float64)
         self._episode_length = np.array(saved["episode_length"], np.int64)
 
-    def _count_episodes(self, rewards, valid, run: TrainingRun) -> None:
+    def _count_episodes(self, rewards, valid, info: dict, run: TrainingRun) -> None:
         self._episode_return += np.where(valid, rewards, 0.0)
         self._episode_length += valid
         for i in np.flatnonzero(self._ended):
             self.episodes += 1
-            run.episode_end(self.steps, self.episodes, float(self._episode_return[i]),
+            run.episode_end(self.steps, self.episodes,
+                            episode_score(info, float(self._episode_return[i]), i),
                             int(self._episode_length[i]))
             self._episode_return[i], self._episode_length[i] = 0.0, 0
 

@@ -43,7 +43,7 @@ from agents import networks
 from agents.networks import ObsAdapter, prefixed, seed_everything, unprefixed
 from agents.base import (SpacesOnly, env_signature, load_checkpoint, resume_hyperparams,
                          save_checkpoint, validate_config)
-from agents.training_run import TrainingRun, env_restore, env_snapshot
+from agents.training_run import TrainingRun, env_restore, env_snapshot, episode_score
 from rlkit import nn, no_grad, optim
 from rlkit.checks import FLAG, TEXT, check, integer, number, one_of, optional, sizes
 from rlkit.health import collapse_reasons, relu_activity
@@ -380,14 +380,14 @@ class DQN:
             while self.steps < total_steps and not stopped:
                 epsilon = self.epsilon()
                 action = self._act(self._obs, epsilon, self.rng)
-                next_obs, reward, terminated, truncated, _ = env.step(action)
+                next_obs, reward, terminated, truncated, info = env.step(action)
                 self.replay.add(self._obs, action, reward, next_obs, terminated, truncated)
                 self.steps += 1
                 self._episode_return += float(reward)
                 self._episode_length += 1
                 if terminated or truncated:
                     self.episodes += 1
-                    run.episode_end(self.steps, self.episodes, self._episode_return,
+                    run.episode_end(self.steps, self.episodes, episode_score(info, self._episode_return),
                                     self._episode_length, epsilon)
                     next_obs, _ = env.reset()
                     self._episode_return, self._episode_length = 0.0, 0

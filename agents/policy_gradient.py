@@ -34,7 +34,7 @@ import numpy as np
 
 from agents.policy_base import PolicyAgent, PolicyConfig
 from agents.policy_networks import detach_state
-from agents.training_run import TrainingRun, env_restore, env_snapshot
+from agents.training_run import TrainingRun, env_restore, env_snapshot, episode_score
 from rlkit.backend import to_device
 from rlkit.checks import FLAG, integer
 
@@ -125,7 +125,7 @@ class PolicyGradient(PolicyAgent):
             if self._episode is None:
                 self._start_episode()
             action, self._state = self._act(np.asarray(self._obs)[None], self._state)
-            obs, reward, terminated, truncated, _ = self.env.step(int(action[0]))
+            obs, reward, terminated, truncated, info = self.env.step(int(action[0]))
             observations, actions, rewards = self._episode
             observations.append(self._obs)
             actions.append(int(action[0]))
@@ -133,20 +133,21 @@ class PolicyGradient(PolicyAgent):
             self._obs = obs
             self.steps += 1
             if terminated or truncated:
-                self._end_episode(run)
+                self._end_episode(run, info)
             if run.after_step(self, self.steps, callback=callback):
                 return True
         return False
 
     # ------------------------------------------------------------------ learning
-    def _end_episode(self, run: TrainingRun) -> None:
+    def _end_episode(self, run: TrainingRun, info: dict) -> None:
         observations, actions, rewards = self._episode
         self._episode = None
         returns = discounted_returns(rewards, self.config.gamma, self.config.reset_on_reward)
         weights = standardized(returns) if self.config.standardize else returns
         run.last_loss = self.accumulate_gradient(np.asarray(observations), np.asarray(actions), weights)
         self.episodes += 1
-        run.episode_end(self.steps, self.episodes, float(np.sum(rewards)), len(rewards))
+        run.episode_end(self.steps, self.episodes, episode_score(info, float(np.sum(rewards))),
+                        len(rewards))
         self.episodes_in_batch += 1
         if self.episodes_in_batch >= self.config.batch_episodes:  # >=: a resume may lower it
             self._apply_gradients()

@@ -97,11 +97,12 @@ def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
             if should_stop is not None and should_stop():
                 return Evaluation(np.array(returns), truncated, stopped=True,
                                   lengths=np.array(lengths, dtype=np.int64))
-            obs, reward, terminated, truncated_by_env, _ = env.step(agent.predict(obs, deterministic))
+            obs, reward, terminated, truncated_by_env, info = env.step(agent.predict(obs, deterministic))
             total += float(reward)
             length += 1
             done = terminated or truncated_by_env
             if done:
+                total = episode_score(info, total)
                 break
         if not done:
             truncated += 1
@@ -109,6 +110,22 @@ def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
         lengths.append(length)
     return Evaluation(np.array(returns), truncated, stopped=False,
                       lengths=np.array(lengths, dtype=np.int64))
+
+
+def episode_score(info: dict, rewards_sum: float, index: int | None = None) -> float:
+    """The score of an episode that has just ended: the env's own record of it when it keeps
+    one (Gymnasium's RecordEpisodeStatistics, ``info["episode"]["r"]``; ``index``: the sub-env
+    of a vector env's info, whose ``"_episode"`` mask says which ended), else ``rewards_sum``,
+    the sum of the rewards the agent was given. The two differ when rewards are changed after
+    the record is kept: envs.atari's ``clip_rewards`` clips them for learning, and a run's
+    returns must still be the game's score."""
+    episode = info.get("episode")
+    if episode is None:
+        return rewards_sum
+    if index is None:
+        return float(episode["r"])
+    ended = info.get("_episode")
+    return float(episode["r"][index]) if ended is None or ended[index] else rewards_sum
 
 
 def evaluate(agent, env, episodes: int = 10, deterministic: bool = True,

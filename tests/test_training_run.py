@@ -17,7 +17,10 @@ from gymnasium import spaces
 
 import envs
 from agents.base import read_header, saved_replay
+from agents.actor_critic import ActorCritic
 from agents.dqn import DQN
+from agents.policy_gradient import PolicyGradient
+from agents.ppo import PPO
 from agents.training_run import ProgressBar, TrainingRun, evaluation_seed, play_evaluation
 from rlkit.runs import RunDir, read_csv
 
@@ -325,3 +328,47 @@ def test_the_progress_bar_leaves_out_metrics_without_a_value(capsys):
         bar.update(20, eps=float("nan"), ret=np.float64(1.5), loss=0.25)
     shown = capsys.readouterr().err
     assert "ret=1.5" in shown and "loss=0.25" in shown and "eps" not in shown
+
+
+class EpisodeLog(TrainingRun):
+    """A TrainingRun without a folder that keeps each finished episode's (return, length)."""
+
+    def __init__(self, total_steps: int):
+        super().__init__(None, total_steps, progress=False)
+        self.episodes_logged = []
+
+    def episode_end(self, step, episode, episode_return, length, epsilon=float("nan")):
+        self.episodes_logged.append((episode_return, length))
+        super().episode_end(step, episode, episode_return, length, epsilon)
+
+
+def halved_after_record(n_envs: int | None):
+    """CartPole (reward 1 a step) whose rewards are halved after Gymnasium's
+    RecordEpisodeStatistics kept them, as envs.atari clips them with clip_rewards; a vector env
+    of n_envs copies, or one env (None)."""
+    if n_envs is None:
+        return gym.wrappers.TransformReward(gym.wrappers.RecordEpisodeStatistics(
+            envs.make("CartPole-v1")), lambda r: 0.5 * r)
+    vector = gym.wrappers.vector
+    return vector.TransformReward(vector.RecordEpisodeStatistics(
+        gym.make_vec("CartPole-v1", n_envs, vectorization_mode="sync")), lambda r: 0.5 * r)
+
+
+@pytest.mark.parametrize("make_agent", [
+    lambda: DQN(halved_after_record(None), seed=0, learning_starts=1_000),
+    lambda: PolicyGradient(halved_after_record(None), seed=0),
+    lambda: ActorCritic(halved_after_record(4), seed=0),
+    lambda: PPO(halved_after_record(4), seed=0, n_steps=32),
+], ids=["dqn", "reinforce", "a2c", "ppo"])
+def test_logged_returns_are_the_envs_record_not_the_rewards_learned_from(make_agent):
+    agent, run = make_agent(), EpisodeLog(400)
+    agent.learn(400, run=run)
+    assert len(run.episodes_logged) >= 5
+    # CartPole pays 1 a step: the game's score is the episode's length, the halved sum half of it
+    assert all(ret == length for ret, length in run.episodes_logged), run.episodes_logged[:5]
+
+
+def test_evaluation_scores_the_envs_record():
+    agent = DQN(envs.make("CartPole-v1"), seed=0)
+    evaluation = play_evaluation(agent, halved_after_record(None), episodes=3, seed=0)
+    np.testing.assert_array_equal(evaluation.returns, evaluation.lengths)
