@@ -173,6 +173,12 @@ class AtariSettings:
         _check_choice("actions", self.actions, ACTION_SETS)
 
 
+# the settings that shape learning only, as an env that scores whole games sets them: with
+# terminal_on_life_loss Gymnasium's AtariPreprocessing ends the episode at the first life lost
+# and its reset starts a new game, so an evaluation would score one life
+LEARNING_ONLY_SETTINGS = {"terminal_on_life_loss": False, "clip_rewards": False}
+
+
 def _settings(game: str, preprocess: str, settings: dict) -> AtariSettings:
     """Check `preprocess` and `settings` for `game` (a ROM id); the settings as AtariSettings.
 

@@ -7,7 +7,7 @@ import numbers
 import gymnasium as gym
 
 from envs.action_check import ActionCheck
-from envs.atari import ATARI_GAMES, PONG_ID, atari_game, make_atari, make_atari_vec
+from envs.atari import ATARI_GAMES, LEARNING_ONLY_SETTINGS, PONG_ID, atari_game, make_atari, make_atari_vec
 
 ROOM_EXIT_ID = "rlkit/RoomExit-v0"
 GRIDWORLD_ID = "rlkit/Gridworld-v0"
@@ -38,6 +38,13 @@ def is_atari(name: str) -> bool:
     Gymnasium's legacy ids such as "BreakoutNoFrameskip-v4", which `make` builds raw.
     """
     return atari_game(name) is not None
+
+
+def evaluation_kwargs(name: str, kwargs: dict) -> dict:
+    """`make(name, **kwargs)`'s keyword arguments for an env that scores whole games: for an
+    Atari game the settings that only shape learning (`terminal_on_life_loss`, `clip_rewards`)
+    turned off, other envs' as given. Training scripts build their evaluation envs so."""
+    return {**kwargs, **LEARNING_ONLY_SETTINGS} if is_atari(name) else dict(kwargs)
 
 
 def _resolve(name: str) -> str:

@@ -65,11 +65,15 @@ def add_common_flags(parser: argparse.ArgumentParser, default_env: str) -> None:
                              "deleted)")
 
 
-def make_env(args: argparse.Namespace):
-    """``envs.make(args.env, **given model flags and --env-kwargs)``; exits with one line if that fails."""
+def make_env(args: argparse.Namespace, evaluation: bool = False):
+    """``envs.make(args.env, **given model flags and --env-kwargs)``; exits with one line if that
+    fails. ``evaluation``: an env that scores whole games (``envs.evaluation_kwargs``: an Atari
+    game's life-loss ends and reward clipping, which shape learning only, turned off)."""
     kwargs = {name: value for name, value in (("living_reward", args.living_reward),
                                                ("slip", args.slip)) if value is not None}
     kwargs.update(getattr(args, "env_kwargs", None) or {})
+    if evaluation:
+        kwargs = envs.evaluation_kwargs(args.env, kwargs)
     try:
         return envs.make(args.env, **kwargs)
     except _ENV_ERRORS as e:

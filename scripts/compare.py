@@ -219,7 +219,7 @@ def run_learner(name: str, seed: int, args, judge: Judge | None) -> RunResult:
     except ValueError as e:  # e.g. a tabular learner on a world without Discrete states
         fail(f"{name} on {args.env}: {e}")
     wall = time.perf_counter() - start
-    returns = evaluate(agent, make_env(args), args.eval_episodes, seed=10_000 + seed)
+    returns = evaluate(agent, make_env(args, evaluation=True), args.eval_episodes, seed=10_000 + seed)
     steps, rets = (np.array(v, dtype=float) for v in zip(*points)) if points else (np.array([]),) * 2
     return RunResult(float(returns.mean()), wall,
                      share=None if judge is None else judge.share(agent),
@@ -277,7 +277,7 @@ def solve(args) -> tuple[ValueIteration | None, RunResult | None, float | None]:
     except (ValueError, RuntimeError) as e:
         fail(f"value iteration on {args.env}: {e}")
     wall = time.perf_counter() - start
-    returns = evaluate(planner, make_env(args), args.eval_episodes, seed=10_000)
+    returns = evaluate(planner, make_env(args, evaluation=True), args.eval_episodes, seed=10_000)
     row = RunResult(float(returns.mean()), wall, share=1.0, first_time=wall,
                     note=f"model, {len(planner.history)} sweeps")
     return planner, row

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
     elif envs.is_atari(args.env):
         args.env_kwargs = {**ATARI_TRAINING_ENV_KWARGS, **(args.env_kwargs or {})}
     env = make_env(args)
-    eval_env = make_env(args)
+    eval_env = make_env(args, evaluation=True)
     kind = preset_for(env.observation_space)
     fill_defaults(args, RUN_PRESETS[kind])
     check_run_flags(args)

@@ -144,7 +144,7 @@ def make_envs(args: argparse.Namespace) -> tuple:
     try:
         train = (envs.make_vec(args.env, args.n_envs, **kwargs) if args.algo in VECTOR_ALGOS
                  else envs.make(args.env, **kwargs))
-        return train, envs.make(args.env, **kwargs)
+        return train, envs.make(args.env, **envs.evaluation_kwargs(args.env, kwargs))
     except _ENV_ERRORS as e:
         fail(f"cannot make env {args.env!r}{' with ' + str(kwargs) if kwargs else ''}: {e}")
 

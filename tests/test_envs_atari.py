@@ -155,6 +155,26 @@ def test_pg_input_is_the_difference_of_the_newest_screens_with_the_paddle_moving
     env.close()
 
 
+def first_episode_lives_left(env, seed: int = 0, max_steps: int = 5_000) -> int:
+    """Lives left in ALE when the first episode of ``env`` ends, under random actions."""
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    for _ in range(max_steps):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            return env.unwrapped.ale.lives()
+    raise AssertionError(f"no episode end in {max_steps} steps")
+
+
+def test_an_evaluation_env_plays_the_whole_game_whatever_the_training_settings():
+    training = {"terminal_on_life_loss": True, "clip_rewards": True, "repeat_action_probability": 0.0}
+    evaluation = envs.evaluation_kwargs("Breakout", training)
+    assert evaluation == {**training, "terminal_on_life_loss": False, "clip_rewards": False}
+    assert first_episode_lives_left(envs.make("Breakout", **training)) == 4  # one of 5 lost
+    assert first_episode_lives_left(envs.make("Breakout", **evaluation)) == 0
+    assert envs.evaluation_kwargs("CartPole-v1", {"max_episode_steps": 9}) == {"max_episode_steps": 9}
+
+
 def test_pg_rejects_dqn_only_options():
     with pytest.raises(ValueError, match="apply to preprocess='dqn' only"):
         make_pong("pg", frame_stack=4)

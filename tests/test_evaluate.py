@@ -153,3 +153,19 @@ def test_a_refusal_is_one_line_for_the_real_process(run_folder):
     done = run_evaluate(run_folder, "--env", "RoomExit")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("error: ")
+
+
+def test_an_atari_run_is_scored_on_whole_games_whatever_its_training_settings(script):
+    # a run trained with a life loss as its episodes' end and clipped rewards: evaluate.py and
+    # watch.py build its env (run_env) without both, as train_dqn.py built its evaluation env
+    run_env = script("_agents").run_env
+    config = {"env": "Breakout", "script": "dqn",
+              "env_kwargs": {"terminal_on_life_loss": True, "clip_rewards": True}}
+    env = run_env("Breakout", config)
+    rng = np.random.default_rng(0)
+    env.reset(seed=0)
+    for _ in range(5_000):
+        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+        if terminated or truncated:
+            break
+    assert terminated and env.unwrapped.ale.lives() == 0
