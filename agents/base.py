@@ -72,20 +72,32 @@ def env_signature(env) -> dict:
 
 
 def space_to_json(space) -> dict:
-    """A Discrete or Box space as a JSON-able dict (Box bounds reduced to their min and max)."""
+    """A Discrete or Box space as a JSON-able dict."""
     if isinstance(space, spaces.Discrete):
         return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
     if isinstance(space, spaces.Box):
         return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
-                "low": float(np.min(space.low)), "high": float(np.max(space.high))}
+                "low": _bound_to_json(space.low), "high": _bound_to_json(space.high)}
     raise ValueError(f"cannot record a {type(space).__name__} space in a checkpoint")
+
+
+def _bound_to_json(bound: np.ndarray):
+    """A Box bound: one number when every entry has it (image frames: 0 and 255, kept short),
+    else the nested list, since an agent loaded without its env clips its actions to these
+    bounds (checkpoints of before 2026-12-04 hold the min and max only)."""
+    values = np.asarray(bound, np.float64)
+    if values.size and (values == values.flat[0]).all():
+        return float(values.flat[0])
+    return values.tolist()
 
 
 def space_from_json(saved: dict):
     """Inverse of :func:`space_to_json`."""
     if saved["type"] == "Discrete":
         return spaces.Discrete(saved["n"], start=saved["start"])
-    return spaces.Box(saved["low"], saved["high"], tuple(saved["shape"]), np.dtype(saved["dtype"]))
+    dtype = np.dtype(saved["dtype"])
+    low, high = (np.asarray(b, dtype) if isinstance(b, list) else b for b in (saved["low"], saved["high"]))
+    return spaces.Box(low, high, tuple(saved["shape"]), dtype)
 
 
 class SpacesOnly:

@@ -422,3 +422,27 @@ def test_recurrent_ppo_remembers_the_corridor_cue():
         if solved == 2:
             break
     assert solved >= 2
+
+
+class UnevenBox(gym.Env):
+    """Two action dimensions with bounds of their own, [-1, 1] and [0, 5]; nothing happens."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Box(np.array([-1.0, 0.0], np.float32), np.array([1.0, 5.0], np.float32))
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+def test_an_agent_loaded_without_its_env_keeps_each_action_dimensions_bounds(tmp_path):
+    agent = PPO(gym.vector.SyncVectorEnv([UnevenBox] * 2), seed=0, init_log_std=3.0)  # std 20
+    agent.save(tmp_path / "agent.npz")
+    loaded = PPO.load(tmp_path / "agent.npz")
+    np.testing.assert_array_equal(loaded.action_space.low, [-1, 0])
+    np.testing.assert_array_equal(loaded.action_space.high, [1, 5])
+    actions = loaded.predict(np.zeros((200, 3), np.float32), deterministic=False)
+    assert ((actions >= [-1, 0]) & (actions <= [1, 5])).all()
