@@ -30,9 +30,11 @@ from rlkit.runs import read_csv, read_json
 X_AXES = {"steps": "step", "episodes": "episode", "time": "wall_time"}
 X_LABELS = {"steps": "environment steps", "episodes": "episodes", "time": "wall time (s)"}
 METRICS = ("return", "loss", "length")
-# config.json entries that differ between seeds of one setting (or do not change it: "resumes"
-# logs what a resume changed, and the changed values are in the settings themselves)
-NOT_A_SETTING = ("seed", "run_dir", "resume", "resumes")
+# config.json entries that differ between seeds of one setting, or that do not change what a run
+# learns ("resumes" logs what a resume changed, and the changed values are in the settings
+# themselves; the others are where and how a run writes, and its thread count)
+NOT_A_SETTING = ("seed", "run_dir", "resume", "resumes", "overwrite", "threads", "no_progress",
+                 "no_tensorboard", "save_replay")
 GUI_BACKENDS = ("qtagg", "gtk4agg", "gtk3agg", "tkagg", "wxagg", "macosx")
 
 
