@@ -63,12 +63,18 @@ class Evaluation:
 
     returns: np.ndarray
     """Return of each finished episode, (episodes,), or fewer when stopped."""
-    truncated: int
-    """Episodes cut at ``max_steps``."""
+    lengths: np.ndarray
+    """Steps of each episode in ``returns`` (``max_steps`` for a cut one), (episodes,) int."""
+    cut: np.ndarray
+    """Whether ``max_steps`` cut each episode in ``returns`` before it ended, (episodes,) bool
+    (an episode that ended on its last allowed step was not cut)."""
     stopped: bool
     """A stop request ended the evaluation before all its episodes were played."""
-    lengths: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, dtype=np.int64))
-    """Steps of each episode in ``returns`` (``max_steps`` for a truncated one)."""
+
+    @property
+    def truncated(self) -> int:
+        """Episodes cut at ``max_steps``."""
+        return int(self.cut.sum())
 
 
 def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
@@ -84,7 +90,12 @@ def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
     """
     check("episodes", episodes, integer(1))
     check("max_steps", max_steps, integer(1))
-    returns, lengths, truncated = [], [], 0
+    returns, lengths, cut = [], [], []
+
+    def played(stopped: bool) -> Evaluation:
+        return Evaluation(np.array(returns), np.array(lengths, dtype=np.int64), np.array(cut, dtype=bool),
+                          stopped)
+
     reset_state = getattr(agent, "reset_state", None)
     if seed is not None and hasattr(agent, "seed_evaluation"):
         agent.seed_evaluation(seed)
@@ -95,8 +106,7 @@ def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
         total, done, length = 0.0, False, 0
         for _ in range(max_steps):
             if should_stop is not None and should_stop():
-                return Evaluation(np.array(returns), truncated, stopped=True,
-                                  lengths=np.array(lengths, dtype=np.int64))
+                return played(stopped=True)
             obs, reward, terminated, truncated_by_env, info = env.step(agent.predict(obs, deterministic))
             total += float(reward)
             length += 1
@@ -104,12 +114,10 @@ def play_evaluation(agent, env, episodes: int = 10, deterministic: bool = True,
             if done:
                 total = episode_score(info, total)
                 break
-        if not done:
-            truncated += 1
         returns.append(total)
         lengths.append(length)
-    return Evaluation(np.array(returns), truncated, stopped=False,
-                      lengths=np.array(lengths, dtype=np.int64))
+        cut.append(not done)
+    return played(stopped=False)
 
 
 def episode_score(info: dict, rewards_sum: float, index: int | None = None) -> float:

@@ -106,8 +106,8 @@ def main(argv=None) -> dict:
     except (RuntimeError, ValueError) as e:
         fail(e)
     returns, lengths = result.returns, result.lengths
-    for i, (r, n) in enumerate(zip(returns, lengths), 1):
-        cut = f", cut at --max-steps {args.max_steps:,}" if n >= args.max_steps else ""
+    for i, (r, n, was_cut) in enumerate(zip(returns, lengths, result.cut), 1):
+        cut = f", cut at --max-steps {args.max_steps:,}" if was_cut else ""
         print(f"episode {i}: return {r:.6g} ({n} steps{cut})")
     summary = {
         "source": str(args.source), "checkpoint": str(checkpoint), "agent": title, "env": name,

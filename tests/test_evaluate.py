@@ -96,6 +96,12 @@ def test_env_kwargs_reach_the_env_on_top_of_the_runs(evaluate, run_folder, capsy
     assert "cut at --max-steps 2" in capsys.readouterr().out
 
 
+def test_an_episode_the_env_ended_on_the_last_allowed_step_is_not_labelled_cut(evaluate, run_folder, capsys):
+    summary = evaluate.main([str(run_folder), "--episodes", "2", "--max-steps", "5"])
+    assert summary["lengths"] == [5, 5] and summary["truncated"] == 0  # the run's own time limit
+    assert "cut at" not in capsys.readouterr().out
+
+
 def test_record_writes_every_frame(evaluate, run_folder, tmp_path, capsys):
     clip = tmp_path / "clip.gif"
     summary = evaluate.main([str(run_folder), "--episodes", "2", "--record", str(clip)])

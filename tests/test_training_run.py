@@ -63,7 +63,14 @@ def test_evaluation_cuts_each_episode_at_max_steps():
     agent = Still()
     result = play_evaluation(agent, Forever(), episodes=3, max_steps=50)
     assert result.returns.tolist() == [-50.0] * 3 and result.truncated == 3 and not result.stopped
-    assert agent.calls == 150
+    assert result.cut.tolist() == [True] * 3 and agent.calls == 150
+
+
+def test_an_episode_that_ends_on_its_last_allowed_step_was_not_cut():
+    ends_at_3 = gym.wrappers.TimeLimit(Forever(), max_episode_steps=3)  # truncated by the env
+    result = play_evaluation(Still(), ends_at_3, episodes=2, max_steps=3)
+    assert result.lengths.tolist() == [3, 3] and result.cut.tolist() == [False, False]
+    assert result.truncated == 0
 
 
 def test_a_stop_request_ends_the_evaluation_within_a_step():
