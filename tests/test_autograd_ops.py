@@ -144,3 +144,25 @@ def test_cast_keeps_gradient_dtype():
     (x.astype(np.float64) * 2).sum().backward()
     assert x.grad.dtype == np.float32
     np.testing.assert_array_equal(x.grad, [2, 2, 2])
+
+
+def test_dot_product_of_two_vectors():
+    assert gradcheck(lambda a, b: a @ b, randn(4), randn(4))
+
+
+def test_power_zero_has_zero_gradient_everywhere_zero_included():
+    x = Tensor(np.array([0.0, 2.0, -1.5]), requires_grad=True)
+    (x ** 0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_keeps_its_relative_precision_for_large_negative_inputs(dtype):
+    # down to -80: sigmoid(-80) = 1.8e-35 is still a normal float32, and so is 1 / it
+    a = np.array([-80.0, -30.0, -20.0, -17.0, -1.0, 0.0, 1.0, 20.0, 80.0], dtype)
+    exact = 1 / (1 + np.exp(-a.astype(np.longdouble)))
+    x = Tensor(a, requires_grad=True)
+    y = x.sigmoid()
+    np.testing.assert_allclose(y.numpy(), exact.astype(dtype), rtol=4 * np.finfo(dtype).eps, atol=0)
+    y.log().sum().backward()  # d log sigmoid(a) / da = 1 - sigmoid(a): finite, about 1 below 0
+    assert np.isfinite(x.grad).all() and x.grad[0] == pytest.approx(1.0)

@@ -65,6 +65,8 @@ class Pow(Function):
 
     def backward(self, g):
         p = self.exponent
+        if p == 0:  # a constant: without this, 0 ** -1 = inf times 0 gives NaN at a = 0
+            return (get_array_module(g).zeros_like(g),)
         return (g * p * self.a ** (p - 1),)
 
 
@@ -80,10 +82,11 @@ class MatMul(Function):
         a, b = self.a, self.b
         a2 = a[None, :] if a.ndim == 1 else a      # promote vectors as NumPy does
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            g = xp.expand_dims(g, -2)
+        # the output gradient in the promoted shapes' product (a dot product's is 0-d: (1, 1))
         if b.ndim == 1:
             g = xp.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = xp.expand_dims(g, -2)
         need_a, need_b = self.needs_input_grad
         ga = gb = None
         if need_a:
