@@ -48,6 +48,11 @@ class no_grad(contextlib.ContextDecorator):
         _grad_mode.enabled = self._previous
         return False
 
+    def _recreate_cm(self):
+        # a decorated function gets a fresh instance per call: one shared instance would keep
+        # one _previous for nested (recursive) or concurrent calls, and leave recording off
+        return type(self)()
+
 
 def is_grad_enabled() -> bool:
     """Whether ops on this thread are currently recording the graph."""

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rlkit import DeviceUnavailableError, Tensor, no_grad, nn, resolve_device
+from rlkit import DeviceUnavailableError, Tensor, is_grad_enabled, no_grad, nn, resolve_device
 from rlkit.backend import cuda_available
 
 
@@ -102,6 +102,15 @@ def test_no_grad_on_one_thread_leaves_another_thread_recording():
     assert recorded.requires_grad and seen["worker"] is False
     recorded.sum().backward()
     np.testing.assert_array_equal(w.grad, [3, 3, 3])
+
+
+def test_no_grad_as_a_decorator_restores_recording_after_nested_calls():
+    @no_grad()
+    def depth(n):
+        return 0 if n == 0 else 1 + depth(n - 1)
+
+    assert depth(3) == 3 and is_grad_enabled()
+    assert (Tensor(np.ones(2), requires_grad=True) * 2).requires_grad
 
 
 def test_gradients_accumulate_across_backward_calls():
