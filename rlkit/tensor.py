@@ -72,6 +72,10 @@ class Function:
     n_outputs = 1
     inputs: tuple | None = None
     needs_input_grad: tuple = ()
+    # set by Tensor.backward before it calls backward(): True when the graph is kept
+    # (retain_graph) and may be walked again, so a backward that overwrites what its forward
+    # saved (to spare memory) must work on a copy
+    graph_retained = False
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -273,6 +277,7 @@ class Tensor:
                 raise RuntimeError("backward() through a graph that was already freed; "
                                    "pass retain_graph=True to the first backward()")
             out_grads = [grads.pop((id(fn), i), None) for i in range(fn.n_outputs)]
+            fn.graph_retained = retain_graph
             if fn.n_outputs == 1:
                 in_grads = fn.backward(out_grads[0])
             else:

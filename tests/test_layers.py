@@ -326,6 +326,22 @@ def test_lstm_gradients_over_several_steps_with_given_state():
     assert gradcheck_module(model, x, h0, c0, output=_join_lstm)
 
 
+@pytest.mark.parametrize("dtype,hidden", [(np.float64, 4), (np.float32, 16)])  # step loop, whole kernel
+def test_lstm_backward_twice_through_a_retained_graph_gives_the_same_gradients(dtype, hidden):
+    # the backward writes its gate gradients over the saved activations unless the graph is kept
+    lstm = nn.LSTM(3, hidden).to(dtype=dtype)
+    x = Tensor(R.standard_normal((2, 5, 3)).astype(dtype), requires_grad=True)
+    loss = (lstm(x)[0] ** 2).sum()
+    loss.backward(retain_graph=True)
+    first = [x.grad.copy()] + [p.grad.copy() for p in lstm.parameters()]
+    x.grad = None
+    for p in lstm.parameters():
+        p.grad = None
+    loss.backward()
+    for a, b in zip(first, [x.grad] + [p.grad for p in lstm.parameters()]):
+        np.testing.assert_array_equal(a, b)
+
+
 class _StatefulLSTM(nn.Module):
     """LSTM taking (x, h0, c0) positionally, so gradcheck_module also checks d/dh0 and d/dc0."""
 

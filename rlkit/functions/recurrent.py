@@ -84,19 +84,21 @@ class LSTMSequence(Function):
         n_in = w_ih.shape[1]
         g_output = xp.ascontiguousarray(g_output.transpose(1, 0, 2),       # time-major
                                         dtype=gates.dtype)
-        dz = gates  # each step's gate gradients overwrite its activations, read for the last time
+        # each step's gate gradients overwrite its activations, read for the last time (on a
+        # copy when the graph is kept for another backward)
+        dz = gates.copy() if self.graph_retained else gates
         dc = g_c.astype(gates.dtype, order="C")  # a copy, updated in place, rows contiguous
         if self.whole_recurrence:
             dh = g_h.astype(gates.dtype, order="C")  # a copy: the kernel writes it
             panels = pack_panels(w_hh)
             threads.run(functools.partial(lstm_recurrence.backward, dh[rows], g_output[:, rows],
-                                          dc[rows], gates[:, rows], cs[:, rows], tanh_c[:, rows],
+                                          dc[rows], dz[:, rows], cs[:, rows], tanh_c[:, rows],
                                           panels)
                         for rows in _row_blocks(n, steps))
         else:
             dh = g_h
             for t in reversed(range(steps)):
-                kernels.step_backward(dh, g_output[t], dc, gates[t], cs[t], tanh_c[t], dz[t])
+                kernels.step_backward(dh, g_output[t], dc, dz[t], cs[t], tanh_c[t], dz[t])
                 dh = dz[t] @ w_hh
         dz_flat = dz.reshape(steps * n, 4 * hidden)                    # rows in (t, n) order
         gx = None
