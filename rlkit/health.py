@@ -51,23 +51,32 @@ def relu_activity(net, x) -> tuple:
     """
     labels = relu_layer_names(net)
     modules = dict(net.named_modules())
+    # one ReLU object may sit at several places (an activation module reused): its calls go to
+    # the labels of its places in forward order
+    places = {}  # id -> (the ReLU, [its labels])
+    for path, label in labels.items():
+        places.setdefault(id(modules[path]), (modules[path], []))[1].append(label)
     activity = {}
 
-    def recording(path, relu):
+    def recording(relu, its_labels):
+        calls = iter(its_labels)
+
         def forward(inputs):
             out = ReLU.forward(relu, inputs)
-            activity[labels[path]] = float((out.data > 0).mean())
+            label = next(calls, None)  # None: called more often than it appears (a loop)
+            if label is not None:
+                activity[label] = float((out.data > 0).mean())
             return out
         return forward
 
     try:
-        for path in labels:  # an instance attribute shadows the class's forward for one call
-            modules[path].forward = recording(path, modules[path])
+        for relu, its_labels in places.values():  # an instance attribute shadows the class's
+            relu.forward = recording(relu, its_labels)
         with no_grad():
             out = net(x).data
     finally:
-        for path in labels:
-            del modules[path].forward
+        for relu, _ in places.values():
+            del relu.forward
     return out, {label: activity[label] for label in labels.values() if label in activity}
 
 

@@ -172,6 +172,18 @@ def test_relu_activity_counts_positive_activations_per_layer():
     assert "forward" not in vars(net[1])        # the recording hooks are gone
 
 
+def test_relu_activity_of_one_relu_object_used_at_two_places():
+    act = nn.ReLU()
+    net = nn.Sequential(nn.Linear(2, 2), act, nn.Linear(2, 2), act, nn.Linear(2, 1))
+    net[0].weight.data[...] = [[1, 0], [0, -1]]
+    net[0].bias.data[...] = 0
+    net[2].weight.data[...] = 0
+    net[2].bias.data[...] = [-1, 0]
+    out, activity = relu_activity(net, Tensor(np.array([[1, 1], [2, -1], [-1, -3]], np.float32)))
+    assert activity == {"fc1": pytest.approx(4 / 6), "fc2": 0.0} and out.shape == (3, 1)
+    assert "forward" not in vars(act)
+
+
 def test_collapse_reasons():
     assert collapse_reasons({"conv1": 0.4}, np.array([0.1, 0.3])) == []
     dead = collapse_reasons({"conv1": 0.0, "fc1": 0.5}, np.array([-2.36, -2.36]))
