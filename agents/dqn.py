@@ -343,7 +343,7 @@ class DQN:
         if self._probe is None:
             if len(self.replay) < PROBE_SIZE:
                 return None
-            self._probe = self.replay.sample(PROBE_SIZE).obs.copy()
+            self._probe = self.replay.sample_aside(PROBE_SIZE).obs.copy()
         q, activity = relu_activity(self.q_net, self.adapt(self._probe))
         best = to_numpy(q.max(axis=1))
         row = {**{f"active_{name}": round(fraction, 5) for name, fraction in activity.items()},

@@ -122,6 +122,16 @@ class _Ring:
                 f"available; lower the capacity")
         return needed
 
+    def sample_aside(self, batch_size) -> "Batch":
+        """``sample(batch_size)`` that leaves the buffer's generator where it was: for draws that
+        are no part of learning (DQN's health probe), so that the batches learning sees, and a
+        resumed run's, do not depend on when such a draw was made."""
+        state = self._rng.bit_generator.state
+        try:
+            return self.sample(batch_size)
+        finally:
+            self._rng.bit_generator.state = state
+
     @property
     def nbytes(self) -> int:
         """Bytes held by the storage arrays (allocated for the full capacity)."""

@@ -161,6 +161,18 @@ def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(tmp_path):
                                   resumed.optimizer.state_dict()["exp_avg"])
 
 
+def test_the_health_probe_leaves_the_batches_learning_draws_unchanged():
+    # the probe is drawn at the first evaluation: a resumed run draws it at another step
+    def fresh():
+        return DQN(envs.make("CartPole-v1"), seed=3, learning_starts=100, buffer_size=1_000)
+
+    straight, probed = fresh().learn(400), fresh().learn(200)
+    assert probed.health() is not None
+    probed.learn(400)
+    for (name, a), b in zip(straight.q_net.state_dict().items(), probed.q_net.state_dict().values()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
 def test_load_applies_changed_hyperparameters_and_refuses_fixed_ones(tmp_path):
     DQN(envs.make("RoomExit"), seed=0, learning_rate=1e-3).learn(250).save(tmp_path / "ckpt.npz")
     agent = DQN.load(tmp_path / "ckpt.npz", envs.make("RoomExit"), learning_rate=5e-5, gamma=0.8)
