@@ -224,16 +224,21 @@ class TrainingRun:
         saved = self.saved_state(step)
         self._wall_offset = saved.get("wall_time", 0.0)
         self.best_eval = saved.get("best_eval", -math.inf)
+        # a run resumed where it ended has had its final evaluation: not another row for it
+        self.last_eval_step = saved.get("last_eval_step")
         self._clock_start = time.monotonic()
         self._rate_mark = (step, time.monotonic())
         self._last_step = step
         self.tidy(step)
+        if self.run_dir is not None and not (self.run_dir.checkpoints / "best.npz").is_file():
+            self.best_eval = -math.inf  # the evaluation of the network in best.npz, if any
         if self.tensorboard and self._tb is None:
             self._tb = TensorBoard(self.run_dir.path / "tb", step)
         self._bar = ProgressBar(self.total_steps, initial=step, enabled=self.show_progress)
 
     def saved_state(self, step: int) -> dict:
-        """What :meth:`checkpoint` recorded of this run (``wall_time`` in seconds, ``best_eval``)
+        """What :meth:`checkpoint` recorded of this run (``wall_time`` in seconds, ``best_eval``,
+        ``last_eval_step``)
         in the folder's ``latest`` checkpoint, when that checkpoint is of ``step`` (the step an
         agent resumed from it starts at); empty for a new run or without a run folder."""
         latest = self.run_dir.checkpoints / "latest.npz" if self.run_dir is not None else None
@@ -244,11 +249,18 @@ class TrainingRun:
 
     def tidy(self, step: int) -> None:
         """Make the run folder agree with a checkpoint at ``step``: drop the log rows written
-        after it (a stopped session goes on logging past its last checkpoint) and delete the
-        temporary files of killed writes and the replay files latest does not name (one
-        written just before a kill stopped its checkpoint); say what went, in one line each."""
+        after it (a stopped session goes on logging past its last checkpoint), and with them
+        a best.npz saved after it (its evaluation's row goes), and delete the temporary files
+        of killed writes and the replay files latest does not name (one written just before a
+        kill stopped its checkpoint); say what went, in one line each."""
         if self.run_dir is None:
             return
+        best = self.run_dir.checkpoints / "best.npz"
+        best_step = read_header(best).get("steps", 0) if best.is_file() else 0
+        if best_step > step:
+            best.unlink()
+            self._say(f"removed best.npz: saved at step {best_step:,}, after this checkpoint, for "
+                      f"an evaluation whose row goes too; the next evaluation writes a new one")
         for what, removed in (("temporary file(s) of interrupted writes",
                                self.run_dir.remove_temporaries()),
                               ("replay file(s) that latest.npz does not name",
@@ -413,7 +425,8 @@ class TrainingRun:
         replay = (folder / f"replay-{agent.steps}-{secrets.token_hex(3)}.npz"
                   if self.save_replay else None)
         try:
-            agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval},
+            agent.save(path, run_state={"wall_time": self.wall_time, "best_eval": self.best_eval,
+                                        "last_eval_step": self.last_eval_step},
                        replay_path=replay)
         finally:  # also after a failed write: a replay latest does not name only takes space
             self._remove_stale_replays()

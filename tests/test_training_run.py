@@ -21,7 +21,8 @@ from agents.actor_critic import ActorCritic
 from agents.dqn import DQN
 from agents.policy_gradient import PolicyGradient
 from agents.ppo import PPO
-from agents.training_run import ProgressBar, TrainingRun, evaluation_seed, play_evaluation
+from agents import training_run
+from agents.training_run import Evaluation, ProgressBar, TrainingRun, evaluation_seed, play_evaluation
 from rlkit.runs import RunDir, read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +167,52 @@ def test_a_resumed_run_reads_its_wall_time_and_best_evaluation_from_its_checkpoi
     elsewhere = run(200)  # a checkpoint of another step is not this run's past
     elsewhere.start(50)
     assert elsewhere.best_eval == -np.inf and elsewhere.wall_time < saved["wall_time"]
+
+
+def scripted_evaluations(monkeypatch, means: dict) -> None:
+    """Evaluations that score ``means[agent.steps]``: what a resumed run does with them is
+    then the only thing under test."""
+    def play(agent, env, episodes=10, deterministic=True, seed=None, max_steps=1, should_stop=None):
+        return Evaluation(np.array([means[agent.steps]]), np.array([1]), np.array([False]), False)
+    monkeypatch.setattr(training_run, "play_evaluation", play)
+
+
+def test_a_best_saved_after_the_checkpoint_a_run_resumes_from_goes_with_its_evaluation(tmp_path, monkeypatch):
+    means = {100: 10.0, 200: 20.0, 300: 100.0}
+    scripted_evaluations(monkeypatch, means)
+
+    def session(steps, agent, callback=None):
+        run = TrainingRun(RunDir(tmp_path / "run"), steps, eval_env=envs.make("CartPole-v1"), eval_every=100,
+                          checkpoint_every=200, seed=0, progress=False)
+        return agent.learn(steps, run=run, callback=callback), run
+
+    def killed_after_300(agent, step):
+        if step == 350:
+            raise KeyboardInterrupt  # a kill: no checkpoint after the one at step 200
+    with pytest.raises(KeyboardInterrupt):
+        session(400, DQN(envs.make("CartPole-v1"), seed=0, learning_starts=50), killed_after_300)
+    assert read_header(tmp_path / "run/checkpoints/best.npz")["steps"] == 300
+    means.update({300: 15.0, 400: 18.0})
+    _, run = session(400, DQN.load(tmp_path / "run/checkpoints/latest.npz", envs.make("CartPole-v1")))
+    assert [float(r["mean_return"]) for r in read_csv(tmp_path / "run/eval.csv")] == [10, 20, 15, 18]
+    # the step-300 network of 100 went with its row; best.npz is the best of what followed
+    assert read_header(tmp_path / "run/checkpoints/best.npz")["steps"] == 400 and run.best_eval == 18
+
+
+def test_a_run_resumed_where_it_ended_logs_no_second_final_evaluation(tmp_path):
+    def session():
+        run = TrainingRun(RunDir(tmp_path / "run"), 200, eval_env=envs.make("CartPole-v1"), eval_every=100,
+                          eval_episodes=2, seed=0, progress=False)
+        agent = (DQN.load(tmp_path / "run/checkpoints/latest.npz", envs.make("CartPole-v1"))
+                 if (tmp_path / "run/checkpoints/latest.npz").is_file()
+                 else DQN(envs.make("CartPole-v1"), seed=0, learning_starts=50))
+        agent.learn(200, run=run)
+
+    session()
+    session()
+    assert [int(r["step"]) for r in read_csv(tmp_path / "run/eval.csv")] == [100, 200]
+    health_steps = [int(r["step"]) for r in read_csv(tmp_path / "run/health.csv")]
+    assert health_steps[-1] == 200 and len(health_steps) == len(set(health_steps))
 
 
 def test_resume_of_an_old_layout_run_cuts_its_logs_and_clears_temporaries(script, tmp_path):
