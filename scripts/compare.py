@@ -31,7 +31,6 @@ those of the same runs in this process.
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 import time
@@ -40,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _tabular import fail, make_env
+from _tabular import ArgumentParser, fail, json_object, make_env
 
 from agents.dqn import DQN
 from agents.mdp import model_of
@@ -65,7 +64,7 @@ TRIAL_FLAGS = ("trial", "result")  # set only in the process of one --ray trial
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", default="RoomExit", help="RoomExit, Gridworld, FrozenLake-v1 or another Discrete world")
     p.add_argument("--agents", default="value_iteration,q_learning,dqn,pg",
                    help=f"comma-separated, from {', '.join(PLANNERS + LEARNERS)}")
@@ -76,7 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="greedy episodes for the final return (default 1000)")
     p.add_argument("--living-reward", type=float, help="Gridworld: reward of entering a non-exit cell")
     p.add_argument("--slip", type=float, help="Gridworld: probability of sliding sideways")
-    p.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
+    p.add_argument("--env-kwargs", type=json_object, default=None, metavar="JSON",
                    help='more keyword arguments for envs.make, e.g. \'{"grid": ["...G", ".#.P", "S..."]}\' '
                         'or \'{"map_name": "8x8"}\'')
     p.add_argument("--out", help="output folder (default: results/compare-<env>)")
@@ -92,8 +91,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in args.agents:
         if name not in PLANNERS + LEARNERS:
             fail(f"unknown agent {name!r}: choose from {', '.join(PLANNERS + LEARNERS)}")
-    if not args.agents or args.seeds < 1 or (args.steps is not None and args.steps < 1):
-        fail("need at least one agent, --seeds >= 1 and --steps >= 1")
+    if not args.agents or args.seeds < 1 or (args.steps is not None and args.steps < 1) \
+            or args.eval_episodes < 1:
+        fail("need at least one agent, --seeds >= 1, --steps >= 1 and --eval-episodes >= 1")
     world = next((v for k, v in WORLDS.items() if args.env.lower().startswith(k)), OTHER_WORLD)
     args.steps = args.steps or world["steps"]
     args.gamma = world["gamma"] if args.gamma is None else args.gamma

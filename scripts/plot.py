@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _tabular import fail
+from _tabular import ArgumentParser, fail
 
 from rlkit.plotting import learning_curves, plt
 from rlkit.runs import read_csv, read_json
@@ -39,7 +39,7 @@ GUI_BACKENDS = ("qtagg", "gtk4agg", "gtk3agg", "tkagg", "wxagg", "macosx")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run directories with a progress.csv")
     # checked by hand rather than with argparse choices: a bad value is then one line, not two
     p.add_argument("--x", default="steps", help="steps (default), episodes or time")

@@ -24,13 +24,12 @@ speed, r restart, q or Esc quit. ``--record out.mp4|out.gif`` writes every frame
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 from gymnasium import spaces
 
 from _agents import checkpoint_header, env_name, load_agent, locate, run_env
-from _tabular import action_names, fail
+from _tabular import ArgumentParser, action_names, fail, json_object
 
 import envs
 from envs.atari import UPDOWN_ACTIONS
@@ -40,12 +39,12 @@ ATARI_FPS = 15  # ALE runs at 60 frames/s and an agent step is 4 frames: real ti
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p = ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("source", nargs="?",
                    help="a run directory, a results folder (e.g. results/pong-dqn-collapsed) or a checkpoint (.npz)")
     p.add_argument("--env", help="environment (default: the run's); RoomExit, Gridworld, Pong, any Atari "
                                  "game (Breakout, ...) or a Gymnasium id")
-    p.add_argument("--env-kwargs", type=json.loads, default=None, metavar="JSON",
+    p.add_argument("--env-kwargs", type=json_object, default=None, metavar="JSON",
                    help='keyword arguments for envs.make on top of the run\'s, e.g. \'{"slip": 0}\'')
     p.add_argument("--random", action="store_true", help="watch a uniformly random agent")
     p.add_argument("--play", action="store_true", help="Pong: play yourself with the up/down arrows")

@@ -67,6 +67,9 @@ def test_judge_counts_ties_as_optimal(compare):
 @pytest.mark.parametrize("argv,message", [
     (["--agents", "sarsa"], "unknown agent 'sarsa'"),
     (["--env", "Gridworld", "--env-kwargs", '{"grid": ["..G", "S.X"]}'], "unknown character 'X'"),
+    (["--env-kwargs", "[1]"], "must be a JSON object"),
+    (["--eval-episodes", "0"], "--eval-episodes >= 1"),
+    (["--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_errors_are_one_line(compare, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:

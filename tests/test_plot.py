@@ -87,6 +87,7 @@ def test_mean_band_uses_the_range_all_runs_cover():
     ("step,return\n1,2\n", ["--metric", "loss"], "no 'loss' column"),
     ("step,return\n1,2\n", ["--metric", "reward"], "unknown --metric 'reward'"),
     ("step,return\n1,2\n", ["--x", "hours"], "unknown --x 'hours'"),
+    ("step,return\n1,2\n", ["--smooth", "x"], "--smooth: invalid int value: 'x'"),
     ("step,return\n1,2\n2,lots\n", [], "line 3: column 'return' holds 'lots', not a number"),
     (None, [], "no progress.csv here"),
 ])

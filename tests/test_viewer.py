@@ -126,6 +126,8 @@ def test_recorder_refuses_other_formats_and_sizes(tmp_path):
     (["--env", "Gridworld", "--play"], "--play is for Pong"),
     (["--random"], "--random needs --env"),
     (["--env", "Gridworld", "--random", "--headless", "--record", "x.avi"], "must end in .mp4 or .gif"),
+    (["--env", "Gridworld", "--random", "--env-kwargs", "[1]"], "must be a JSON object"),
+    (["--env", "Gridworld", "--random", "--bogus"], "unrecognized arguments: --bogus"),
 ])
 def test_watch_errors_are_one_line(watch, capsys, argv, message):
     with pytest.raises(SystemExit) as exit_info:
