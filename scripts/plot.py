@@ -96,10 +96,14 @@ def read_curve(run: Path, x: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _flat(config: dict, prefix: str = "") -> dict:
-    """{"a": {"b": 1}} -> {"a.b": 1}, without the entries in NOT_A_SETTING."""
+    """{"a": {"b": 1}} -> {"a.b": 1}, without the entries in NOT_A_SETTING, and without a flag
+    whose resolved value is under "hyperparams" (as typed it is None when it was left unset,
+    so the same setting would differ, and a legend name it twice)."""
+    resolved = config.get("hyperparams") if not prefix else None
+    resolved = resolved if isinstance(resolved, dict) else {}
     out = {}
     for key, value in config.items():
-        if key in NOT_A_SETTING:
+        if key in NOT_A_SETTING or key in resolved:
             continue
         if isinstance(value, dict):
             out.update(_flat(value, f"{prefix}{key}."))

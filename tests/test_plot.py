@@ -71,6 +71,17 @@ def test_seeds_of_one_setting_are_one_group(plot, tmp_path):
         "dqn Gridworld (learning_rate=0.001)": 3, "dqn Gridworld (learning_rate=0.01)": 1}
 
 
+def test_a_setting_is_named_by_its_resolved_values_once(plot, tmp_path):
+    # config.json holds each flag as typed (None when unset) and under "hyperparams" its value
+    base = {"script": "dqn", "env": "Gridworld"}
+    unset = make_run(tmp_path / "unset", {**base, "gamma": None, "hyperparams": {"gamma": 0.99}})
+    typed = make_run(tmp_path / "typed", {**base, "gamma": 0.99, "hyperparams": {"gamma": 0.99}}, seed=1)
+    other = make_run(tmp_path / "other", {**base, "gamma": 0.9, "hyperparams": {"gamma": 0.9}})
+    curves = plot.main([str(unset), str(typed), str(other), "--out", str(tmp_path / "c.png")])
+    assert {label: len(group) for label, group in curves.items()} == {
+        "dqn Gridworld (gamma=0.99)": 2, "dqn Gridworld (gamma=0.9)": 1}
+
+
 def test_mean_band_uses_the_range_all_runs_cover():
     grid, mean, low, high = mean_band([(np.array([0.0, 10.0]), np.array([0.0, 10.0])),
                                        (np.array([2.0, 8.0]), np.array([4.0, 4.0]))], points=4)
