@@ -111,6 +111,18 @@ def test_keys_pause_step_speed_restart_quit():
         viewer.close()
 
 
+@pytest.mark.parametrize("fps", [15, 30, 4])
+def test_a_gif_plays_at_the_recorders_frame_rate(tmp_path, fps):
+    from PIL import Image
+    recorder = VideoRecorder(tmp_path / "x.gif", fps)
+    for i in range(2 * fps):  # two seconds of frames, each different (a GIF merges equal ones)
+        recorder.add(np.full((8, 8, 3), i, np.uint8))
+    recorder.close()
+    with Image.open(tmp_path / "x.gif") as gif:
+        durations = [gif.seek(i) or gif.info["duration"] for i in range(gif.n_frames)]
+    assert len(durations) == 2 * fps and sum(durations) == 2000
+
+
 def test_recorder_refuses_other_formats_and_sizes(tmp_path):
     with pytest.raises(ValueError, match="must end in .mp4 or .gif"):
         VideoRecorder(tmp_path / "x.avi", 10)
