@@ -43,14 +43,16 @@ class PolicyConfig:
 
     policy: str = "auto"
     """"book" (the seed book's Pong network: 6400 floats in, two actions), "mlp", "cnn", or
-    "auto": cnn for (C, 84, 84) frames, mlp otherwise. The scripts choose "book" for Pong."""
+    "auto": cnn for (C, 84, 84) frames, mlp otherwise. train_pg.py chooses "book" for Pong
+    with REINFORCE and "cnn" with A2C and PPO."""
     hidden_sizes: tuple = (64, 64)
     """Hidden layers of the MLP encoder (policy "mlp")."""
     activation: str = "relu"
     """MLP activation: "relu" or "tanh"."""
     network: str = "nature"
     """Image network of the cnn policy: "nature" (Mnih et al. 2015, 512 features) or "small"
-    (Mnih et al. 2013, 256 features, a third of the multiply-adds)."""
+    (Mnih et al. 2013, 256 features, a third of the multiply-adds). train_pg.py gives Pong's
+    cnn policy "small"."""
     recurrent: bool = False
     """An LSTM between encoder and heads, its state carried through each episode."""
     lstm_size: int = 64

@@ -161,6 +161,8 @@ def main(argv=None) -> int:
                if k not in config_cls.__dataclass_fields__]
     if foreign:
         fail(f"--{foreign[0].replace('_', '-')} does not apply to --algo {args.algo}")
+    if not resume_dir and args.n_envs is not None and args.algo not in VECTOR_ALGOS:
+        fail(f"--n-envs does not apply to --algo {args.algo}: it plays one env, an episode at a time")
     fill_defaults(args, RUN_PRESETS["pong" if is_pong(args.env) else "other"])
     env, eval_env = make_envs(args)
     check_run_flags(args)

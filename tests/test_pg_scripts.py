@@ -115,6 +115,11 @@ def test_flags_of_the_other_algorithm_are_refused(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == "error: --n-steps does not apply to --algo reinforce"
     assert not (tmp_path / "x").exists()
+    out = subprocess.run([sys.executable, "scripts/train_pg.py", "--env", "CartPole-v1",
+                          "--n-envs", "2", "--run-dir", str(tmp_path / "x")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "--n-envs does not apply to --algo reinforce" in out.stderr
+    assert not (tmp_path / "x").exists()
 
 
 def test_sigint_saves_latest_and_exits(tmp_path):
