@@ -156,12 +156,23 @@ def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
         fail(f"--run-dir {args.run_dir}: a resume continues in its own folder, {args.resume}; "
              "give --resume alone")
     for name in identity:
-        if name in typed and name in saved and getattr(args, name) != saved[name]:
-            fail(f"--{name.replace('_', '-')} {getattr(args, name)}: {args.resume} was made with "
-                 f"{saved[name]}, and a resume cannot change it (start a new run for that)")
+        if name in typed and name in saved:
+            if not _names_the_runs_own(getattr(args, name), saved[name]):
+                fail(f"--{name.replace('_', '-')} {getattr(args, name)}: {args.resume} was made with "
+                     f"{saved[name]}, and a resume cannot change it (start a new run for that)")
+            typed.discard(name)  # the run's own value stays, with what the script added to it
     flags = {k: v for k, v in saved.items() if k in vars(args)}
     return run, argparse.Namespace(**{**vars(args), **flags,
                                       **{k: getattr(args, k) for k in typed}}), typed
+
+
+def _names_the_runs_own(typed, saved) -> bool:
+    """Whether a flag of what a run is, typed again with ``--resume``, names the run's own value:
+    the same, or for ``--env-kwargs`` entries all among the run's (which also holds what the
+    script added, e.g. train_dqn.py's Atari training settings)."""
+    if isinstance(typed, dict) and isinstance(saved, dict):
+        return all(key in saved and saved[key] == value for key, value in typed.items())
+    return typed == saved
 
 
 def record_resume(run: RunDir, args: argparse.Namespace, typed: set, agent) -> None:

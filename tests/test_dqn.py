@@ -266,3 +266,21 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path):
     assert DQN.load(run_dir / "checkpoints" / "latest.npz").steps == stopped_at + 500
     steps = [int(row["step"]) for row in read_csv(run_dir / "progress.csv")]
     assert steps == sorted(steps) and steps[-1] > stopped_at   # one log, continued in order
+
+
+def test_an_atari_run_resumes_with_its_env_kwargs_typed_again(script, tmp_path, capsys):
+    # train_dqn.py adds Atari's training settings to the run's env_kwargs; typing the run's own
+    # --env-kwargs again names the same env
+    train, run = script("train_dqn").main, tmp_path / "pong"
+    common = ["--no-progress", "--no-tensorboard", "--max-eval-steps", "5", "--eval-episodes", "1"]
+    own = ["--env-kwargs", '{"max_num_frames_per_episode": 400}']
+    assert train(["--env", "Pong", "--steps", "20", "--learning-starts", "10", "--buffer-size", "200",
+                  "--run-dir", str(run)] + own + common) == 0
+    saved = json.loads((run / "config.json").read_text())["env_kwargs"]
+    assert saved["max_num_frames_per_episode"] == 400 and len(saved) > 1
+    assert train(["--resume", str(run), "--steps", "40"] + own + common) == 0
+    assert json.loads((run / "config.json").read_text())["env_kwargs"] == saved
+    with pytest.raises(SystemExit):
+        train(["--resume", str(run), "--steps", "60", "--env-kwargs",
+               '{"max_num_frames_per_episode": 500}'] + common)
+    assert "a resume cannot change it" in capsys.readouterr().err
