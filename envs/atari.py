@@ -341,7 +341,7 @@ def make_atari_vec(
         make_one = functools.partial(make_atari, game, preprocess, frame_stack=frame_stack,
                                      screen_size=screen_size, render_mode=render_mode, **settings)
         cls = gym.vector.AsyncVectorEnv if vectorization_mode == "async" else gym.vector.SyncVectorEnv
-        return cls([make_one] * num_envs)
+        return _with_game_spec(cls([make_one] * num_envs), game)
     stack = 4 if frame_stack is None else frame_stack
     size = 84 if screen_size is None else screen_size
     venv = AtariVectorEnv(
@@ -361,10 +361,19 @@ def make_atari_vec(
         use_fire_reset=False,  # AtariPreprocessing does not press FIRE either
         max_num_frames_per_episode=cfg.max_num_frames_per_episode,
     )
-    env = vector_wrappers.RecordEpisodeStatistics(_NativeStackFix(venv, stack, game_name(game)))
+    env = vector_wrappers.RecordEpisodeStatistics(_NativeStackFix(_with_game_spec(venv, game), stack,
+                                                                  game_name(game)))
     if cfg.clip_rewards:
         env = vector_wrappers.ClipReward(env, -1.0, 1.0)
     return env
+
+
+def _with_game_spec(venv: gym.vector.VectorEnv, game: str) -> gym.vector.VectorEnv:
+    """``venv`` with the game's Gymnasium spec, as ``gym.make_vec`` gives its vector envs: what
+    an agent's checkpoint records as its env's id (without it, the vector env's class name,
+    which no script can make again)."""
+    venv.spec = gym.spec(ATARI_GAMES[game])
+    return venv
 
 
 def make_pong_vec(num_envs: int, preprocess: str = "dqn", **kwargs) -> gym.vector.VectorEnv:

@@ -175,6 +175,13 @@ def test_an_evaluation_env_plays_the_whole_game_whatever_the_training_settings()
     assert envs.evaluation_kwargs("CartPole-v1", {"max_episode_steps": 9}) == {"max_episode_steps": 9}
 
 
+@pytest.mark.parametrize("kwargs", [{}, {"preprocess": "pg", "actions": "updown"}, {"vectorization_mode": "sync"}])
+def test_vector_envs_carry_the_games_spec(kwargs):
+    venv = envs.make_vec("Pong", 2, **kwargs)
+    assert venv.spec.id == "ALE/Pong-v5"
+    venv.close()
+
+
 def test_pg_rejects_dqn_only_options():
     with pytest.raises(ValueError, match="apply to preprocess='dqn' only"):
         make_pong("pg", frame_stack=4)

@@ -175,3 +175,11 @@ def test_an_atari_run_is_scored_on_whole_games_whatever_its_training_settings(sc
         if terminated or truncated:
             break
     assert terminated and env.unwrapped.ale.lives() == 0
+
+
+def test_a_lone_checkpoint_of_an_agent_trained_on_atari_vector_envs_is_played(evaluate, tmp_path):
+    # the checkpoint names the game (the vector env's spec), not ale-py's vector env class
+    from agents.actor_critic import ActorCritic
+    ActorCritic(envs.make_vec("Pong", 2), seed=0, network="small").save(tmp_path / "a2c.npz")
+    summary = evaluate.main([str(tmp_path / "a2c.npz"), "--episodes", "1", "--max-steps", "5"])
+    assert summary["env"] == "ALE/Pong-v5" and summary["lengths"] == [5]
