@@ -45,13 +45,16 @@ def main(argv=None):
     args = parse_args(argv)
     env = make_env(args)
     hyper = {k: getattr(args, k) for k in ("gamma", "tol") if getattr(args, k) is not None}
+    rows = []  # written once the planner has converged: a failed run leaves no folder behind
     try:
         planner = METHODS[args.method](env, **hyper)
-        run = open_run(args, f"solve-{args.method}", planner.hyperparams())
-        with run.logger() as log:
-            planner.learn(callback=log.write)
+        planner.learn(callback=rows.append)
     except (ValueError, RuntimeError) as e:
         fail(e)
+    run = open_run(args, f"solve-{args.method}", planner.hyperparams())
+    with run.logger() as log:
+        for row in rows:
+            log.write(row)
     planner.save(run / "agent.npz")
 
     steps = (f"{len(planner.history)} sweeps, last change {planner.history[-1]:.2g}"

@@ -99,6 +99,9 @@ SCRIPT_CASES = [
     ("train_pg", CARTPOLE + ["--steps", "-5"], "total_steps must be an integer >= 0", None),
     ("train_pg", CARTPOLE + ["--env-kwargs", "7"], "must be a JSON object", None),
     ("train_q", ["--episodes", "-5"], "episodes must be an integer >= 0, got -5", None),
+    # a planner that cannot converge (reward forever, undiscounted): found before any folder is made
+    ("solve_mdp", ["--env", "Gridworld", "--living-reward", "1", "--gamma", "1"],
+     "value iteration did not converge", None),
     # the run folder: a new run never mixes with an old one; --resume needs a run
     ("train_dqn", ROOM, "is not empty: continue that run with --resume", non_empty),
     ("train_pg", CARTPOLE, "is not empty: continue that run with --resume", non_empty),
