@@ -105,6 +105,8 @@ def main(argv=None) -> dict:
             env.close()
     except (RuntimeError, ValueError) as e:
         fail(e)
+    except KeyboardInterrupt:
+        fail("interrupted (Ctrl+C): no summary", status=130)  # 130: the shell's code for SIGINT
     returns, lengths = result.returns, result.lengths
     for i, (r, n, was_cut) in enumerate(zip(returns, lengths, result.cut), 1):
         cut = f", cut at --max-steps {args.max_steps:,}" if was_cut else ""

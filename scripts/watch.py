@@ -126,7 +126,8 @@ def panel_action_names(env, play: bool) -> list[str]:
 
 def watch(env, viewer: Viewer, agent, title: str, episodes: int, max_steps: int | None,
           seed: int, play: bool = False) -> dict:
-    """Play until `episodes` episodes end, `max_steps` steps are taken, or the user quits.
+    """Play until `episodes` episodes end, `max_steps` steps are taken, or the user quits (the
+    window, or Ctrl+C in the terminal).
 
     Every state is shown once: the state after each reset and after each step, so the number
     of frames is resets + steps. Returns {"episodes": finished episodes, "resets", "steps",
@@ -147,39 +148,42 @@ def watch(env, viewer: Viewer, agent, title: str, episodes: int, max_steps: int 
 
     obs, resets, steps, returns = reset(True), 1, 0, []
     episode_return, t, done, last_action = 0.0, 0, False, None
-    while True:
-        if play:
-            kind, values, chosen = "your last action", None, last_action
-        elif done:
-            kind, values, chosen = "actions", None, None
-        elif continuous:
-            kind, values = continuous_action(agent, env, obs)
-            chosen = values
-        else:
-            kind, values = action_values(agent, obs, n_actions)
-            chosen = env.action_space.sample() if agent is None else agent.predict(obs)
-        note = "episode over" if done else ""
-        highlight = None if continuous else chosen  # every dimension of a Box action is played
-        viewer.show(env.render(), PanelInfo(title, names, values, kind, highlight, resets, t,
-                                            episode_return, note, value_range))
-        command = viewer.wait()
-        if done:
-            returns.append(episode_return)
-            print(f"episode {len(returns)}: return {episode_return:.6g} ({t} steps)", flush=True)
-        if command == "quit" or (done and len(returns) >= episodes) or \
-                (max_steps is not None and steps >= max_steps):
-            break
-        if command == "restart" or done:
-            obs, resets = reset(False), resets + 1
-            episode_return, t, done, last_action = 0.0, 0, False, None
-            continue
-        if play:
-            chosen = UPDOWN_ACTIONS[0] if viewer.held("up") else \
-                UPDOWN_ACTIONS[1] if viewer.held("down") else 0
-        obs, reward, terminated, truncated, _ = env.step(chosen)
-        steps, t, last_action = steps + 1, t + 1, chosen
-        episode_return += float(reward)
-        done = terminated or truncated
+    try:
+        while True:
+            if play:
+                kind, values, chosen = "your last action", None, last_action
+            elif done:
+                kind, values, chosen = "actions", None, None
+            elif continuous:
+                kind, values = continuous_action(agent, env, obs)
+                chosen = values
+            else:
+                kind, values = action_values(agent, obs, n_actions)
+                chosen = env.action_space.sample() if agent is None else agent.predict(obs)
+            note = "episode over" if done else ""
+            highlight = None if continuous else chosen  # every dimension of a Box action is played
+            viewer.show(env.render(), PanelInfo(title, names, values, kind, highlight, resets, t,
+                                                episode_return, note, value_range))
+            command = viewer.wait()
+            if done:
+                returns.append(episode_return)
+                print(f"episode {len(returns)}: return {episode_return:.6g} ({t} steps)", flush=True)
+            if command == "quit" or (done and len(returns) >= episodes) or \
+                    (max_steps is not None and steps >= max_steps):
+                break
+            if command == "restart" or done:
+                obs, resets = reset(False), resets + 1
+                episode_return, t, done, last_action = 0.0, 0, False, None
+                continue
+            if play:
+                chosen = UPDOWN_ACTIONS[0] if viewer.held("up") else \
+                    UPDOWN_ACTIONS[1] if viewer.held("down") else 0
+            obs, reward, terminated, truncated, _ = env.step(chosen)
+            steps, t, last_action = steps + 1, t + 1, chosen
+            episode_return += float(reward)
+            done = terminated or truncated
+    except KeyboardInterrupt:  # Ctrl+C in the terminal ends the show as the window's quit does
+        pass
     return {"episodes": len(returns), "resets": resets, "steps": steps, "returns": returns}
 
 

@@ -183,3 +183,16 @@ def test_a_lone_checkpoint_of_an_agent_trained_on_atari_vector_envs_is_played(ev
     ActorCritic(envs.make_vec("Pong", 2), seed=0, network="small").save(tmp_path / "a2c.npz")
     summary = evaluate.main([str(tmp_path / "a2c.npz"), "--episodes", "1", "--max-steps", "5"])
     assert summary["env"] == "ALE/Pong-v5" and summary["lengths"] == [5]
+
+
+def test_ctrl_c_ends_an_evaluation_in_one_line(evaluate, run_folder, monkeypatch, capsys):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(evaluate, "play_evaluation", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        try:
+            evaluate.main([str(run_folder), "--episodes", "2"])
+        except KeyboardInterrupt:  # failed, without ending the whole test session as it would
+            pytest.fail("Ctrl+C went through evaluate.py")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 130 and err.strip() == "error: interrupted (Ctrl+C): no summary"

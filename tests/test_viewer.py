@@ -46,6 +46,26 @@ def test_watch_random_agent_records_what_was_played(watch, tmp_path, env, steps,
     assert read_video(out) == (summary["frames"], summary["size"])
 
 
+def test_ctrl_c_in_the_terminal_ends_a_watch_as_quitting_does(watch, monkeypatch):
+    viewer = Viewer("ctrl-c", 30, headless=True)
+    waits = iter(["go", "go", "go"])
+
+    def wait():
+        command = next(waits, None)
+        if command is None:
+            raise KeyboardInterrupt
+        return command
+    monkeypatch.setattr(viewer, "wait", wait)
+    try:
+        summary = watch.watch(envs.make("RoomExit", render_mode="rgb_array"), viewer, None, "random",
+                              episodes=5, max_steps=None, seed=0)
+    except KeyboardInterrupt:  # failed, without ending the whole test session as it would
+        pytest.fail("Ctrl+C went through watch()")
+    finally:
+        viewer.close()
+    assert summary["steps"] + summary["resets"] - 1 == 3  # each "go": a step, or a new episode
+
+
 def test_watch_a_planner_run_directory_draws_values_and_arrows(watch, tmp_path, capsys):
     env = envs.make("Gridworld", living_reward=-0.04)
     planner = ValueIteration(env, gamma=0.99).learn()
