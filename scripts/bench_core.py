@@ -36,7 +36,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _bench_core_worker import CASES, case_flops
+from _bench_core_worker import CASES, case_flops, git_revision, instruction_set_limits
 from _lockstep import paired_turns, start, stop, turn_settings
 
 from rlkit.backend import thread_limited_env
@@ -105,14 +105,28 @@ def alternate_children(script: str, labels, rounds: int, threads: int, arguments
 
 def write_report(out: str, report: dict, threads: int) -> None:
     """Write ``report`` as JSON to ``out``, after the fields every benchmark records: the
-    command, the date, the CPU, the thread count and any OPENBLAS_CORETYPE override."""
+    command, the date, the CPU, the thread count, the checkout's revision and the variables
+    that hold a side to an older instruction set (an emulated run is never read as the
+    machine's own)."""
     common = {"command": "python " + " ".join(sys.argv),
               "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-              "cpu": cpu_model(), "threads": threads,
-              "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE")}
+              "cpu": cpu_model(), "threads": threads, "revision": git_revision(),
+              "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
+              "instruction_set_limits": instruction_set_limits()}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps({**common, **report}, indent=1) + "\n")
     print(f"wrote {out}")
+
+
+def busy_warning(load_before: float, load_after: float, threads: int) -> str | None:
+    """A warning line when other work shared the machine, else None: a 1-minute load average
+    above BUSY_LOAD before the benchmark started (none of it the benchmark's own), or above
+    BUSY_LOAD plus the benchmark's own ``threads`` when it ended."""
+    if load_before <= BUSY_LOAD and load_after <= BUSY_LOAD + threads:
+        return None
+    return (f"warning: 1-minute load average {load_before:.1f} before, {load_after:.1f} after, on "
+            f"{os.cpu_count()} cores: other work shared the machine, so these figures are "
+            "unreliable; rerun when it is quiet")
 
 
 def run_worker(framework: str, args, extra=()) -> subprocess.CompletedProcess:
@@ -294,10 +308,9 @@ def main(argv=None) -> None:
     print(format_table(rows, args.threads, report["machine"]["cpu"], ceilings))
     if lockstep:
         print(format_lockstep(lockstep))
-    busiest = max(report["machine"]["loadavg_1min_before_after"])
-    if busiest > BUSY_LOAD + args.threads:  # the benchmark's own load is about args.threads
-        print(f"warning: 1-minute load average reached {busiest:.1f} on {os.cpu_count()} cores: other work "
-              "shared the machine, so these times are unreliable; rerun when it is quiet")
+    warning = busy_warning(*report["machine"]["loadavg_1min_before_after"], args.threads)
+    if warning:
+        print(warning)
     print(f"wrote {out}")
 
 

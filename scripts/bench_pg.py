@@ -57,7 +57,8 @@ from gymnasium import spaces
 from threadpoolctl import threadpool_limits
 
 from _bench_pg_worker import PARTS, PPO_ATARI
-from bench_core import BUSY_LOAD, cpu_model, last_json_line, run_child
+from _bench_core_worker import git_revision
+from bench_core import busy_warning, cpu_model, last_json_line, run_child
 
 import envs
 from agents.policy_gradient import PolicyGradient
@@ -241,7 +242,9 @@ def bench_reinforce(args, argv) -> None:
     speedup_live = medians["rlkit, live env"] / medians["book loop, live env"]
     report = {
         "command": command_line(argv),
-        "machine": {"cpus": os.cpu_count(), "load_avg_1min_before": load_before,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "revision": git_revision(),
+        "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_avg_1min_before": load_before,
                     "load_avg_1min_after": os.getloadavg()[0], "platform": platform.platform(),
                     "python": platform.python_version(), "numpy": np.__version__,
                     "blas_threads": 1},
@@ -361,10 +364,9 @@ def bench_ppo(args, argv) -> None:
               f"{'met' if ratio >= PPO_TARGET else 'NOT met'})")
     else:
         print(f"no ratio: {skipped or 'only ' + ', '.join(best) + ' timed'}")
-    busiest = max(report["machine"]["loadavg_1min_before_after"])
-    if busiest > BUSY_LOAD + args.threads:  # the benchmark's own load is about args.threads
-        print(f"warning: 1-minute load average reached {busiest:.1f} on {os.cpu_count()} cores: other "
-              "work shared the machine, so these rates are unreliable; rerun when it is quiet")
+    warning = busy_warning(*report["machine"]["loadavg_1min_before_after"], args.threads)
+    if warning:
+        print(warning)
     print(f"wrote {out}")
 
 

@@ -65,6 +65,7 @@ def test_bench_pg_ppo_times_rlkit_on_one_tiny_rollout(tmp_path):
     assert set(parts) == {"envs", "acting", "update", "other"}
     assert all(parts[part] > 0 for part in ("envs", "acting", "update"))
     assert "model name" in report["machine"]["cpu"]
+    assert "NUMBA_CPU_NAME" in report["thread_variables"]["rlkit"]  # an emulated run says so
     assert "rlkit " in stdout and "no ratio: only rlkit timed" in stdout
 
 
@@ -79,6 +80,7 @@ def test_bench_gemm_times_every_shape_on_numpy(tmp_path):
     report, _ = run_bench("bench_gemm.py", tmp_path / "gemm.json", "--threads", "1", "--rounds", "1",
                           "--repeats", "1", "--mkl", "none")
     assert set(report["best_us"]) == {"numpy"}
+    assert "OPENBLAS_CORETYPE" in report["instruction_set_limits"] and report["revision"]
     assert set(report["best_us"]["numpy"]) == set(report["shapes"])
     assert all(us > 0 for us in report["best_us"]["numpy"].values())
 
@@ -111,3 +113,10 @@ def test_bench_revisions_times_a_case_on_both_engines_and_removes_its_worktree(t
     worktrees = subprocess.run(["git", "-C", str(SCRIPTS.parent), "worktree", "list"], capture_output=True,
                                text=True, check=True).stdout
     assert "rlkit-base-" not in worktrees
+
+
+@pytest.mark.parametrize("before,after,busy", [(0.2, 2.3, False), (1.6, 1.9, True), (0.2, 2.6, True)])
+def test_a_machine_busy_before_the_benchmark_is_reported(before, after, busy):
+    # before it starts, none of the load is the benchmark's own (2 threads here)
+    from bench_core import busy_warning
+    assert (busy_warning(before, after, threads=2) is not None) == busy
