@@ -49,6 +49,10 @@ RAY_MISSING = "sweeps run on Ray, which is not installed: pip install -e '.[ray]
 POLL_SECONDS = 0.5           # how often a trial looks for new eval.csv rows
 MAX_EVALUATIONS = 10 ** 6    # ASHA's max_t, in evaluations: no run is stopped for its length
 DONE = ("finished", "stopped")  # statuses a resumed sweep does not run again
+
+
+class DashboardUnavailableError(RuntimeError):
+    """A dashboard was asked of the Ray started here, and Ray lacks the packages it needs."""
 PR_SET_PDEATHSIG = 1         # linux/prctl.h
 
 
@@ -316,7 +320,13 @@ def run_trials(folder: SweepFolder, trials: list[Trial], *, threads: int = 1,
                                   "token authentication also needs RAY_AUTH_MODE=token and its "
                                   "token here") from None
     else:  # "local": a new Ray, even where `ray start` left one running (ray.init would join it)
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=dashboard)
+        try:
+            ray.init(address="local", num_cpus=num_cpus or os.cpu_count(), include_dashboard=dashboard)
+        except Exception as e:  # Ray raises a bare Exception for the dashboard's missing packages
+            if dashboard and "dashboard" in str(e).lower():
+                raise DashboardUnavailableError(f"{e}: the dashboard needs Ray's default extra, "
+                                                "pip install 'ray[default]==2.60.*'") from None
+            raise
     try:
         tuner = tune.Tuner(
             tune.with_resources(_trainable(), {"cpu": threads}),
@@ -364,7 +374,8 @@ def _stats(values: list[float]) -> dict | None:
 
 def _config_summary(name: str, trials: list[dict], threshold: float | None) -> dict:
     """Per configuration: final evaluations over seeds, steps to ``threshold``, wall time."""
-    finals = [t["final_return"] for t in trials if t["final_return"] is not None]
+    # a failed trial's last evaluation is of an unfinished run: not a final evaluation
+    finals = [t["final_return"] for t in trials if t["final_return"] is not None and t["status"] in DONE]
     steps = [t["steps_to_threshold"] for t in trials if t["steps_to_threshold"] is not None]
     walls = [t["wall_time"] for t in trials if t["wall_time"] is not None]
     statuses = {}

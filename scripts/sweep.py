@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import itertools
+import os
 import shlex
 import sys
 import time
@@ -45,7 +46,8 @@ import numpy as np
 from _tabular import ArgumentParser, fail
 
 from agents.training_run import EVAL_FIELDS
-from rlkit.sweeps import DONE, SweepFolder, Trial, describe_trial, require_ray, run_trials, summarize
+from rlkit.sweeps import (DONE, DashboardUnavailableError, SweepFolder, Trial, describe_trial, require_ray,
+                          run_trials, summarize)
 
 SCRIPTS = ("train_dqn", "train_pg")
 METRICS = tuple(f"eval/{column}" for column in EVAL_FIELDS if column != "step")
@@ -131,6 +133,8 @@ def parse_grid(items: list[str], search: str) -> dict[str, list[str] | tuple]:
             grid[name] = [v.strip() for v in values.split(",") if v.strip()]
             if not grid[name]:
                 fail(f"--grid {item!r}: no values")
+            if len(set(grid[name])) < len(grid[name]):  # two trials would share one run folder
+                fail(f"--grid {item!r}: a value appears twice")
     return grid
 
 
@@ -238,6 +242,15 @@ def resumed_folder(parser: argparse.ArgumentParser, args: argparse.Namespace,
     return folder
 
 
+def check_threads_fit(threads: int, args: argparse.Namespace) -> None:
+    """Exit with one line when a trial's ``threads`` CPUs exceed those of the Ray started here
+    (``--num-cpus``, else every core): Ray would wait for such a CPU forever."""
+    cpus = args.num_cpus or os.cpu_count()
+    if not args.address and threads > cpus:
+        fail(f"--threads {threads}: each trial needs that many CPUs, and the Ray started here has "
+             f"{cpus} (--num-cpus)")
+
+
 def trial_command(script: str, folder: SweepFolder, trial: dict, threads: int) -> Trial:
     """The trial's command now: ``--resume`` from its checkpoint when it has one, else a fresh
     run in its folder (``--overwrite``: what a run killed before its first checkpoint left)."""
@@ -267,12 +280,16 @@ def main(argv=None) -> int:
         fail("--num-cpus must be at least 1")
     if args.resume:
         folder = resumed_folder(parser, args, forwarded)
+        plan = folder.read_plan()
+        check_threads_fit(plan["threads"], args)
     else:
         if args.script is None:
             fail("give the training script (train_dqn or train_pg), or --resume SWEEP_DIR")
         args.script = args.script.removesuffix(".py")
-        folder = new_folder(args, make_plan(args, forwarded, argv))
-    plan = folder.read_plan()
+        plan = make_plan(args, forwarded, argv)
+        check_threads_fit(plan["threads"], args)
+        folder = new_folder(args, plan)
+        plan = folder.read_plan()  # as a resume reads it
     threshold = plan["threshold"] if args.threshold is None else args.threshold
     todo = [t for t in plan["trials"] if (folder.status(t["name"]) or {}).get("status") not in DONE]
     kept = len(plan["trials"]) - len(todo)
@@ -288,7 +305,7 @@ def main(argv=None) -> int:
                        dashboard=args.dashboard, early_stop=plan["early_stop"], metric=plan["metric"],
                        mode=plan["mode"], grace_period=plan["grace_period"],
                        say=lambda line: print(line, flush=True))
-        except ConnectionError as e:
+        except (ConnectionError, DashboardUnavailableError) as e:
             fail(f"{e}; the sweep waits in {folder.path} for --resume")
     summary = summarize(folder, threshold)
     print()

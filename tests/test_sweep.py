@@ -122,6 +122,8 @@ def test_without_ray_one_line_says_what_to_install(script, monkeypatch, capsys):
     (["train_dqn", "--seed", "3"], "--seed is set by the sweep for each trial; use --seeds"),
     (["train_dqn", "--seeds", "3-x"], "--seeds '3-x': expected seeds such as 0-7"),
     (["train_dqn", "--grid", "lr=loguniform:1e-4:1e-2"], "a distribution needs --search random"),
+    (["train_dqn", "--grid", "lr=1e-3,1e-3"], "--grid 'lr=1e-3,1e-3': a value appears twice"),
+    (["train_dqn", "--threads", "2", "--num-cpus", "1"], "--threads 2: each trial needs that many CPUs"),
     (["train_dqn", "--search", "random"], "--search random needs --samples N"),
     (["train_dqn", "--bogus", "1"], "unrecognized arguments: --bogus 1"),
     (["train_sac"], "unknown training script 'train_sac'"),
@@ -161,3 +163,30 @@ def test_compare_on_ray_gives_the_numbers_of_its_runs_here(script, tmp_path):
     rows = [(tmp_path / where / "table.md").read_text().splitlines()[4].split(" | ")[:4]
             for where in ("here", "ray")]
     assert rows[0] == rows[1]
+
+
+@needs_ray
+def test_a_dashboard_ray_cannot_start_is_one_line(script, tmp_path, monkeypatch, capsys):
+    import ray
+
+    def init(*args, include_dashboard=False, **kwargs):  # as Ray 2.60 without ray[default]
+        if include_dashboard:
+            raise Exception("Cannot include dashboard with missing packages.")
+        raise AssertionError("only the dashboard's start is under test")
+    monkeypatch.setattr(ray, "init", init)
+    with pytest.raises(SystemExit) as exit_info:
+        script("sweep").main(["train_dqn", "--seeds", "0", "--dashboard", "--out", str(tmp_path / "s"),
+                              *TRAINING])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert "pip install 'ray[default]==2.60.*'" in err and "waits in" in err
+
+
+def test_a_failed_trials_last_evaluation_is_no_final_evaluation():
+    from rlkit.sweeps import _config_summary
+
+    def trial(seed, status, final):
+        return {"seed": seed, "status": status, "final_return": final, "steps_to_threshold": None,
+                "wall_time": 1.0}
+    summary = _config_summary("lr=1e-3", [trial(0, "finished", 100.0), trial(1, "error", 300.0)], None)
+    assert summary["final_return"]["mean"] == 100.0 and summary["statuses"] == {"finished": 1, "error": 1}
