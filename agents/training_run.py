@@ -217,7 +217,9 @@ class TrainingRun:
 
     def start(self, step: int) -> None:
         """Begin (or resume) at ``step``. A run resumed from the folder's ``latest`` checkpoint
-        (saved at ``step``) carries on its wall time and best evaluation (:meth:`saved_state`).
+        (saved at ``step``) carries on its wall time, best evaluation and the step of its last
+        evaluation (:meth:`saved_state`); without a best.npz (none yet, or one :meth:`tidy`
+        dropped) the best evaluation starts again from -inf.
 
         The run folder's logs are cut back to ``step`` and temporaries of killed writes removed
         (:meth:`tidy`)."""
@@ -366,7 +368,6 @@ class TrainingRun:
         short that way is not recorded (NaN is returned) and the loop then stops as usual."""
         if self.eval_env is None or step == self.last_eval_step:
             return float("nan")
-        self.last_eval_step = step
         result = play_evaluation(agent, self.eval_env, self.eval_episodes,
                                  seed=evaluation_seed(self.seed, step),
                                  max_steps=self.max_eval_steps,
@@ -375,6 +376,7 @@ class TrainingRun:
             self._say(f"evaluation at step {step:,} interrupted by {self._stop.signal_name}: "
                       "not recorded")
             return float("nan")
+        self.last_eval_step = step  # recorded: a resume at this step does not evaluate it again
         mean = float(result.returns.mean())
         self._log("eval.csv", {"step": step, "mean_return": mean,
                                "std_return": float(result.returns.std()),

@@ -71,7 +71,7 @@ def relu_activity(net, x) -> tuple:
 
     try:
         for relu, its_labels in places.values():  # an instance attribute shadows the class's
-            relu.forward = recording(relu, its_labels)
+            relu.forward = recording(relu, its_labels)  # forward for one call
         with no_grad():
             out = net(x).data
     finally:

@@ -49,11 +49,11 @@ RAY_MISSING = "sweeps run on Ray, which is not installed: pip install -e '.[ray]
 POLL_SECONDS = 0.5           # how often a trial looks for new eval.csv rows
 MAX_EVALUATIONS = 10 ** 6    # ASHA's max_t, in evaluations: no run is stopped for its length
 DONE = ("finished", "stopped")  # statuses a resumed sweep does not run again
+PR_SET_PDEATHSIG = 1         # linux/prctl.h
 
 
 class DashboardUnavailableError(RuntimeError):
     """A dashboard was asked of the Ray started here, and Ray lacks the packages it needs."""
-PR_SET_PDEATHSIG = 1         # linux/prctl.h
 
 
 def require_ray():
@@ -374,7 +374,8 @@ def _stats(values: list[float]) -> dict | None:
 
 def _config_summary(name: str, trials: list[dict], threshold: float | None) -> dict:
     """Per configuration: final evaluations over seeds, steps to ``threshold``, wall time."""
-    # a failed trial's last evaluation is of an unfinished run: not a final evaluation
+    # a failed trial's last evaluation is of a run an error cut short: not a final one (an
+    # early-stopped trial's counts: ASHA ended it on purpose)
     finals = [t["final_return"] for t in trials if t["final_return"] is not None and t["status"] in DONE]
     steps = [t["steps_to_threshold"] for t in trials if t["steps_to_threshold"] is not None]
     walls = [t["wall_time"] for t in trials if t["wall_time"] is not None]
@@ -395,8 +396,8 @@ def _markdown(plan: dict, summary: dict) -> str:
     threshold = summary["threshold"]
     reach = f"steps to {threshold:g}" if threshold is not None else None
     lines = [f"# Sweep of {plan['script']}", "", f"`{plan['command']}`", "",
-             "Final evaluation: the last row of each trial's eval.csv (mean return of its "
-             "evaluation episodes); mean ± std (over seeds), min and max. Wall time: training "
+             "Final evaluation: the last row of each finished or early-stopped trial's eval.csv "
+             "(mean return of its evaluation episodes); mean ± std (over seeds), min and max. Wall time: training "
              "seconds per trial (progress.csv), mean over seeds."
              + (f" Steps to {threshold:g}: the first evaluation at or above it, mean over the "
                 "seeds that got there." if reach else ""), "",

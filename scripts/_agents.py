@@ -12,6 +12,7 @@ from pathlib import Path
 
 from _tabular import fail, make_env
 
+import envs
 from agents.actor_critic import ActorCritic
 from agents.base import read_header
 from agents.dqn import DQN
@@ -107,8 +108,8 @@ def env_name(source: str | None, env: str | None, config: dict, header: dict) ->
 def run_env(name: str, config: dict, env_kwargs: dict | None = None):
     """``envs.make(name, ...)`` with the run's env settings when ``name`` is the run's env
     (Gridworld's living reward and slip, the run's --env-kwargs; train_pg.py's input for the
-    policy kind), then ``env_kwargs`` on top (they override the run's); an env that scores
-    whole games (``make_env``'s ``evaluation``), as the run's evaluations were scored."""
+    policy kind) made those of an env that scores whole games (``envs.evaluation_kwargs``), as
+    the run's evaluations were scored, then ``env_kwargs`` on top (they override the run's)."""
     # the run's env settings apply to its own env only
     flags = {k: config.get(k) if name == config.get("env") else None for k in ENV_FLAGS}
     if name == config.get("env") and str(config.get("script", "")).startswith("pg-"):
@@ -118,5 +119,5 @@ def run_env(name: str, config: dict, env_kwargs: dict | None = None):
                      "env_kwargs": None, **config}
         flags = {"living_reward": None, "slip": None,
                  "env_kwargs": pg_env_kwargs(argparse.Namespace(**run_flags))}
-    flags["env_kwargs"] = {**(flags["env_kwargs"] or {}), **(env_kwargs or {})}
-    return make_env(argparse.Namespace(env=name, **flags), evaluation=True)
+    flags["env_kwargs"] = {**envs.evaluation_kwargs(name, flags["env_kwargs"] or {}), **(env_kwargs or {})}
+    return make_env(argparse.Namespace(env=name, **flags))

@@ -256,13 +256,13 @@ def main(argv=None) -> None:
     finally:
         env.close()
     steps = args.rollouts * args.n_envs * args.n_steps
-    thread_env = {**{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                     "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")},
-                  **instruction_set_limits()}  # an emulated machine is recorded as one
+    recorded_env = {**{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                                       "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")},
+                    **instruction_set_limits()}  # an emulated machine is recorded as one
     print(json.dumps({"framework": args.framework, "settings": settings, "rollouts": args.rollouts,
                       "warmup_rollouts": args.warmup, "steps": steps, "wall_s": watch.wall,
                       "steps_per_s": steps / watch.wall, "seconds": watch.seconds(),
-                      "versions": versions, "env": thread_env, "python": platform.python_version()}))
+                      "versions": versions, "env": recorded_env, "python": platform.python_version()}))
 
 
 if __name__ == "__main__":

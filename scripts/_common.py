@@ -157,7 +157,7 @@ def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
              "give --resume alone")
     for name in identity:
         if name in typed and name in saved:
-            if not _names_the_runs_own(getattr(args, name), saved[name]):
+            if not _same_as_saved(getattr(args, name), saved[name]):
                 fail(f"--{name.replace('_', '-')} {getattr(args, name)}: {args.resume} was made with "
                      f"{saved[name]}, and a resume cannot change it (start a new run for that)")
             typed.discard(name)  # the run's own value stays, with what the script added to it
@@ -166,7 +166,7 @@ def resumed_args(parser: argparse.ArgumentParser, args: argparse.Namespace, argv
                                       **{k: getattr(args, k) for k in typed}}), typed
 
 
-def _names_the_runs_own(typed, saved) -> bool:
+def _same_as_saved(typed, saved) -> bool:
     """Whether a flag of what a run is, typed again with ``--resume``, names the run's own value:
     the same, or for ``--env-kwargs`` entries all among the run's (which also holds what the
     script added, e.g. train_dqn.py's Atari training settings)."""

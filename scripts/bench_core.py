@@ -103,13 +103,18 @@ def alternate_children(script: str, labels, rounds: int, threads: int, arguments
     return reports
 
 
+def utc_timestamp() -> str:
+    """Now in UTC to the second, ISO 8601 ("2026-12-05T00:30:00+00:00"): every report's date."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
 def write_report(out: str, report: dict, threads: int) -> None:
     """Write ``report`` as JSON to ``out``, after the fields every benchmark records: the
     command, the date, the CPU, the thread count, the checkout's revision and the variables
     that hold a side to an older instruction set (an emulated run is never read as the
     machine's own)."""
     common = {"command": "python " + " ".join(sys.argv),
-              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+              "date": utc_timestamp(),
               "cpu": cpu_model(), "threads": threads, "revision": git_revision(),
               "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE"),
               "instruction_set_limits": instruction_set_limits()}
@@ -285,7 +290,7 @@ def main(argv=None) -> None:
     lockstep = in_lockstep(args) if args.lockstep and have_torch else None
     report = {
         "command": "python scripts/bench_core.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_timestamp(),
         "threads": args.threads,
         "repeats": args.repeats,
         "rounds": args.rounds,

@@ -41,7 +41,6 @@ Without torch installed (the ``bench`` extra) only rlkit is timed.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 import os
@@ -58,7 +57,7 @@ from threadpoolctl import threadpool_limits
 
 from _bench_pg_worker import PARTS, PPO_ATARI
 from _bench_core_worker import git_revision
-from bench_core import busy_warning, cpu_model, last_json_line, run_child
+from bench_core import busy_warning, cpu_model, last_json_line, run_child, utc_timestamp
 
 import envs
 from agents.policy_gradient import PolicyGradient
@@ -242,7 +241,7 @@ def bench_reinforce(args, argv) -> None:
     speedup_live = medians["rlkit, live env"] / medians["book loop, live env"]
     report = {
         "command": command_line(argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_timestamp(),
         "revision": git_revision(),
         "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "load_avg_1min_before": load_before,
                     "load_avg_1min_after": os.getloadavg()[0], "platform": platform.platform(),
@@ -328,7 +327,7 @@ def bench_ppo(args, argv) -> None:
     cpu = cpu_model()
     report = {
         "command": command_line(argv),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_timestamp(),
         "what": "PPO on Pong while it learns: agent steps (env steps of all sub-envs) per second "
                 "over the timed rollouts, seconds per part (envs: the vector env's step; acting: "
                 "no-graph forward and draw; update: GAE and the epochs of minibatch steps; other: "

@@ -31,9 +31,10 @@ X_AXES = {"steps": "step", "episodes": "episode", "time": "wall_time"}
 X_LABELS = {"steps": "environment steps", "episodes": "episodes", "time": "wall time (s)"}
 METRICS = ("return", "loss", "length")
 # config.json entries that differ between seeds of one setting, or that do not change what a run
-# learns ("resumes" logs what a resume changed, and the changed values are in the settings
-# themselves; the others are where and how a run writes, and its thread count)
-NOT_A_SETTING = ("seed", "run_dir", "resume", "resumes", "overwrite", "threads", "no_progress",
+# learns or how long it takes ("resumes" logs what a resume changed, and the changed values are
+# in the settings themselves; the others are where and how a run writes; the thread count stays
+# a setting: wall-time curves depend on it)
+NOT_A_SETTING = ("seed", "run_dir", "resume", "resumes", "overwrite", "no_progress",
                  "no_tensorboard", "save_replay")
 GUI_BACKENDS = ("qtagg", "gtk4agg", "gtk3agg", "tkagg", "wxagg", "macosx")
 

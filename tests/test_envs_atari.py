@@ -156,14 +156,18 @@ def test_pg_input_is_the_difference_of_the_newest_screens_with_the_paddle_moving
 
 
 def first_episode_lives_left(env, seed: int = 0, max_steps: int = 5_000) -> int:
-    """Lives left in ALE when the first episode of ``env`` ends, under random actions."""
+    """Lives left in ALE when the first episode of ``env`` ends, under random actions; closes
+    ``env``."""
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
-    for _ in range(max_steps):
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
-        if terminated or truncated:
-            return env.unwrapped.ale.lives()
-    raise AssertionError(f"no episode end in {max_steps} steps")
+    try:
+        for _ in range(max_steps):
+            _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+            if terminated or truncated:
+                return env.unwrapped.ale.lives()
+        raise AssertionError(f"no episode end in {max_steps} steps")
+    finally:
+        env.close()
 
 
 def test_an_evaluation_env_plays_the_whole_game_whatever_the_training_settings():

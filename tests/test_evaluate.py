@@ -167,20 +167,28 @@ def test_an_atari_run_is_scored_on_whole_games_whatever_its_training_settings(sc
     run_env = script("_agents").run_env
     config = {"env": "Breakout", "script": "dqn",
               "env_kwargs": {"terminal_on_life_loss": True, "clip_rewards": True}}
-    env = run_env("Breakout", config)
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
-    for _ in range(5_000):
-        _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
-        if terminated or truncated:
-            break
-    assert terminated and env.unwrapped.ale.lives() == 0
+    for asked, lives_left in (({}, 0), ({"terminal_on_life_loss": True}, 4)):  # asked: on top
+        env = run_env("Breakout", config, asked)
+        rng = np.random.default_rng(0)
+        env.reset(seed=0)
+        try:
+            for _ in range(5_000):
+                _, _, terminated, truncated, _ = env.step(int(rng.integers(env.action_space.n)))
+                if terminated or truncated:
+                    break
+            assert terminated and env.unwrapped.ale.lives() == lives_left
+        finally:
+            env.close()
 
 
 def test_a_lone_checkpoint_of_an_agent_trained_on_atari_vector_envs_is_played(evaluate, tmp_path):
     # the checkpoint names the game (the vector env's spec), not ale-py's vector env class
     from agents.actor_critic import ActorCritic
-    ActorCritic(envs.make_vec("Pong", 2), seed=0, network="small").save(tmp_path / "a2c.npz")
+    venv = envs.make_vec("Pong", 2)
+    try:
+        ActorCritic(venv, seed=0, network="small").save(tmp_path / "a2c.npz")
+    finally:
+        venv.close()
     summary = evaluate.main([str(tmp_path / "a2c.npz"), "--episodes", "1", "--max-steps", "5"])
     assert summary["env"] == "ALE/Pong-v5" and summary["lengths"] == [5]
 

@@ -61,9 +61,9 @@ def test_tabular_runs_count_steps_from_episode_lengths(plot, tmp_path):
 
 def test_seeds_of_one_setting_are_one_group(plot, tmp_path):
     base = {"script": "dqn", "env": "Gridworld", "hyperparams": {"learning_rate": 0.001}}
-    # where and how each run wrote (overwrite, threads, progress bar) does not split them
+    # where and how each run wrote (overwrite, progress bar) does not split them
     runs = [make_run(tmp_path / f"s{seed}", {**base, "seed": seed, "run_dir": f"s{seed}", "overwrite": seed == 1,
-                                             "threads": seed + 1, "no_progress": seed == 2}, seed=seed)
+                                             "no_progress": seed == 2}, seed=seed)
             for seed in range(3)]
     other = make_run(tmp_path / "lr", {**base, "hyperparams": {"learning_rate": 0.01}, "seed": 0})
     curves = plot.main([str(r) for r in runs + [other]] + ["--out", str(tmp_path / "c.png")])

@@ -199,6 +199,16 @@ def test_a_best_saved_after_the_checkpoint_a_run_resumes_from_goes_with_its_eval
     assert read_header(tmp_path / "run/checkpoints/best.npz")["steps"] == 400 and run.best_eval == 18
 
 
+def test_an_interrupted_evaluation_leaves_its_step_to_be_evaluated(tmp_path, monkeypatch):
+    # a resume at that step must evaluate it: nothing of it was recorded
+    def interrupted(*args, **kwargs):
+        return Evaluation(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, bool), stopped=True)
+    monkeypatch.setattr(training_run, "play_evaluation", interrupted)
+    run = TrainingRun(RunDir(tmp_path / "run"), 100, eval_env=envs.make("CartPole-v1"), progress=False)
+    assert np.isnan(run.evaluate(DQN(envs.make("CartPole-v1"), seed=0), 100))
+    assert run.last_eval_step is None and not (tmp_path / "run/eval.csv").exists()
+
+
 def test_a_run_resumed_where_it_ended_logs_no_second_final_evaluation(tmp_path):
     def session():
         run = TrainingRun(RunDir(tmp_path / "run"), 200, eval_env=envs.make("CartPole-v1"), eval_every=100,
