@@ -397,8 +397,8 @@ def _markdown(plan: dict, summary: dict) -> str:
     reach = f"steps to {threshold:g}" if threshold is not None else None
     lines = [f"# Sweep of {plan['script']}", "", f"`{plan['command']}`", "",
              "Final evaluation: the last row of each finished or early-stopped trial's eval.csv "
-             "(mean return of its evaluation episodes); mean ± std (over seeds), min and max. Wall time: training "
-             "seconds per trial (progress.csv), mean over seeds."
+             "(mean return of its evaluation episodes); mean ± std (over seeds), min and max. "
+             "Wall time: training seconds per trial (progress.csv), mean over seeds."
              + (f" Steps to {threshold:g}: the first evaluation at or above it, mean over the "
                 "seeds that got there." if reach else ""), "",
              "| configuration | final evaluation | min | max |" + (f" {reach} |" if reach else "")

@@ -574,6 +574,14 @@ def instruction_set_limits() -> dict:
     return {k: os.environ.get(k) for k in INSTRUCTION_SET_VARIABLES}
 
 
+def recorded_environment() -> dict:
+    """{variable: value or None}: the thread counts the parent gave this worker
+    (rlkit.backend.THREAD_VARIABLES) and :func:`instruction_set_limits`, the environment a
+    worker's JSON reports."""
+    from rlkit.backend import THREAD_VARIABLES  # here: the module itself stays free of rlkit
+    return {**{k: os.environ.get(k) for k in THREAD_VARIABLES}, **instruction_set_limits()}
+
+
 def git_revision() -> str | None:
     """``git describe --always --dirty`` of the checkout these scripts run from (None outside
     git): which engine a benchmark's JSON measured."""
@@ -628,11 +636,9 @@ def main(argv=None) -> None:
     for case in args.cases.split(","):
         step = CASES[case](fw, np.random.default_rng(args.seed))
         results[case] = time_step(step, args.repeats, args.warmup)
-    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                           "NUMBA_NUM_THREADS")}
-    env.update(instruction_set_limits())
-    print(json.dumps({"framework": fw.name, "cases": results, "versions": fw.info(), "env": env,
-                      "gemm_gflops": round(gemm_ceiling(fw), 1), "python": platform.python_version()}))
+    print(json.dumps({"framework": fw.name, "cases": results, "versions": fw.info(),
+                      "env": recorded_environment(), "gemm_gflops": round(gemm_ceiling(fw), 1),
+                      "python": platform.python_version()}))
 
 
 if __name__ == "__main__":

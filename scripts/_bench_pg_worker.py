@@ -32,14 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import time
 from collections import defaultdict
 
 import numpy as np
 
-from _bench_core_worker import SIDES, instruction_set_limits
+from _bench_core_worker import SIDES, recorded_environment
 
 import envs
 
@@ -256,13 +255,11 @@ def main(argv=None) -> None:
     finally:
         env.close()
     steps = args.rollouts * args.n_envs * args.n_steps
-    recorded_env = {**{k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                                       "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")},
-                    **instruction_set_limits()}  # an emulated machine is recorded as one
     print(json.dumps({"framework": args.framework, "settings": settings, "rollouts": args.rollouts,
                       "warmup_rollouts": args.warmup, "steps": steps, "wall_s": watch.wall,
                       "steps_per_s": steps / watch.wall, "seconds": watch.seconds(),
-                      "versions": versions, "env": recorded_env, "python": platform.python_version()}))
+                      "versions": versions, "env": recorded_environment(),
+                      "python": platform.python_version()}))
 
 
 if __name__ == "__main__":
